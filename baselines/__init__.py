@@ -1,0 +1,1 @@
+"""Classic reference recommenders behind the same Backend protocol as the generative ones."""

@@ -1,0 +1,93 @@
+"""The one interface every recommender honours, generative or classic, and the registry of them.
+
+A backend returns ranked item indices, so metrics, significance tests and reports never know
+which model produced a list. Generative backends pad with -1 (a miss) when their beams yield
+fewer than k distinct valid items; they never invent items.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+
+from genrec_bench.config import TrainConfig
+from genrec_bench.data.split import SplitData
+from genrec_bench.errors import GenrecError, did_you_mean
+
+
+@dataclass
+class Ranked:
+    items: torch.Tensor  # [B, k] int64 item indices, -1 = no item (a miss)
+    scores: torch.Tensor  # [B, k] float32, higher is better
+
+
+@dataclass
+class FitReport:
+    """What training did, for the run record: wall time, steps and the validation curve."""
+
+    seconds: float = 0.0
+    steps: int = 0
+    epochs: int = 0
+    best_valid: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """`fit` on a split, `recommend` from left-padded histories, `save`/`load` a run directory."""
+
+    name: ClassVar[str]
+
+    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport: ...
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked: ...
+
+    def save(self, path: Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> Backend: ...
+
+
+# name -> "module:Class"; imported lazily so `genrec-bench datasets` does not import transformers.
+REGISTRY: dict[str, str] = {
+    "popularity": "genrec_bench.baselines.popularity:Popularity",
+    "sasrec": "genrec_bench.baselines.sasrec:SASRec",
+    "tiger": "genrec_bench.backends.tiger:Tiger",
+    "mindrec": "genrec_bench.backends.mindrec:MindRec",
+}
+
+
+def backend_class(name: str) -> type:
+    if name not in REGISTRY:
+        raise GenrecError(f"unknown model '{name}'{did_you_mean(name, list(REGISTRY))}; "
+                          f"available: {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise GenrecError(f"model '{name}' is not available in this build ({exc})") from None
+
+
+def available_backends() -> list[str]:
+    out = []
+    for name in REGISTRY:
+        try:
+            backend_class(name)
+        except GenrecError:
+            continue
+        out.append(name)
+    return out
+
+
+def create_backend(name: str, model_cfg: dict[str, Any], source: str = "config") -> Backend:
+    """Instantiate backend `name` from the `[model]` table (validated by its `Config` dataclass)."""
+    from genrec_bench.config import from_dict
+
+    cls = backend_class(name)
+    cfg = from_dict(cls.Config, model_cfg, "model", source)
+    return cls(cfg)

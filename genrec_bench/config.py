@@ -1,0 +1,203 @@
+"""Typed configuration, loaded from TOML and `key=value` overrides, validated with clear errors.
+
+One tree: `[data]` (the split contract), `[train]` (the shared training loop), `[eval]`, and
+`[model]` whose keys belong to the chosen backend's own dataclass. Unknown keys are errors with
+the closest valid key suggested, because a silently ignored typo invalidates a benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from genrec_bench.errors import GenrecError, did_you_mean
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The evaluation contract: every number in a table depends on these values."""
+
+    kcore: int = 5
+    max_history: int = 20
+    min_interactions: int = 3
+    exclude_seen: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.kcore >= 0, "data.kcore", "an integer >= 0", self.kcore)
+        _check(self.max_history >= 1, "data.max_history", "an integer >= 1", self.max_history)
+        _check(self.min_interactions >= 3, "data.min_interactions", "an integer >= 3", self.min_interactions)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of the one training loop shared by every neural backend."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    patience: int = 3
+    eval_every: int = 1
+    valid_users: int = 5000
+    max_steps: int = 0
+    checkpoint_every: int = 200
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
+        _check(self.weight_decay >= 0, "train.weight_decay", "a number >= 0", self.weight_decay)
+        _check(self.warmup_steps >= 0, "train.warmup_steps", "an integer >= 0", self.warmup_steps)
+        _check(self.patience >= 0, "train.patience", "an integer >= 0 (0 = no early stopping)", self.patience)
+        _check(self.eval_every >= 1, "train.eval_every", "an integer >= 1", self.eval_every)
+        _check(self.valid_users >= 0, "train.valid_users", "an integer >= 0 (0 = all)", self.valid_users)
+        _check(self.max_steps >= 0, "train.max_steps", "an integer >= 0 (0 = no limit)", self.max_steps)
+        _check(self.checkpoint_every >= 0, "train.checkpoint_every", "an integer >= 0", self.checkpoint_every)
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "train.device",
+               "auto, cpu or cuda", self.device)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What is measured: cut-offs and how many users (0 = all, the default full evaluation)."""
+
+    ks: tuple[int, ...] = (1, 5, 10, 20)
+    max_users: int = 0
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "eval.ks", "a list of integers >= 1",
+               list(self.ks))
+        _check(self.max_users >= 0, "eval.max_users", "an integer >= 0 (0 = all users)", self.max_users)
+        _check(self.batch_size >= 1, "eval.batch_size", "an integer >= 1", self.batch_size)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a `train` needs besides the data source; `model` is validated by the backend."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check(ok: bool, key: str, expected: str, got: object) -> None:
+    if not ok:
+        raise GenrecError(f"config key '{key}' must be {expected}, got {got!r}")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], section: str, source: str = "config") -> T:
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise GenrecError(
+                f"unknown config key '{section}.{key}'{did_you_mean(key, list(fields))}", path=source
+            )
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Accept TOML values of the declared type (ints for floats, lists for tuples)."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        (inner, *_) = typing.get_args(hint)
+        if isinstance(value, list | tuple):
+            return tuple(_coerce(v, inner, key, source) for v in value)
+    elif origin is dict or hint is Any:
+        return value
+    elif origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, key, source)
+            except GenrecError:
+                continue
+    raise GenrecError(f"config key '{key}' expects {_type_name(hint)}, got {value!r}", path=source)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `section.key=value` where value is read as a TOML value (bare words become strings)."""
+    if "=" not in text:
+        raise GenrecError(f"--set expects key=value (for example train.lr=0.001), got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_run_config(path: Path | None, overrides: list[str] = ()) -> RunConfig:  # type: ignore[assignment]
+    """Read a TOML file (optional) and apply `--set` overrides on top."""
+    raw: dict[str, Any] = {}
+    source = str(path) if path else "--set"
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GenrecError("config file not found", path=path) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise GenrecError(f"invalid TOML: {exc}", path=path) from None
+        except UnicodeDecodeError:
+            raise GenrecError("config file is not UTF-8 text", path=path) from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise GenrecError(f"--set {text}: '{k}' is not a section")
+        node[keys[-1]] = value
+    return run_config_from_dict(raw, source)
+
+
+def run_config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    sections = {"data", "train", "eval", "model"}
+    for key, value in raw.items():
+        if key not in sections:
+            raise GenrecError(f"unknown config section '{key}'{did_you_mean(key, sections)}", path=source)
+        if not isinstance(value, dict):
+            raise GenrecError(f"config section '{key}' must be a table", path=source)
+    return RunConfig(
+        data=from_dict(DataConfig, raw.get("data", {}), "data", source),
+        train=from_dict(TrainConfig, raw.get("train", {}), "train", source),
+        eval=from_dict(EvalConfig, raw.get("eval", {}), "eval", source),
+        model=dict(raw.get("model", {})),
+    )
