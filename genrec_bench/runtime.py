@@ -85,3 +85,10 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts (item vectors, semantic IDs, trees) are cached, keyed by content hash."""
+    root = Path(os.environ.get("GENREC_BENCH_CACHE", Path.home() / ".cache" / "genrec-bench"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
