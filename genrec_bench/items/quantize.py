@@ -1,0 +1,128 @@
+"""Residual quantisers: item vectors [N, d] in, level-local codes [N, L] out.
+
+Level l quantises what levels 0..l-1 left unexplained, so a code tuple reads coarse to fine and
+items sharing a prefix are similar; this is what lets a generative recommender decode an item
+token by token. Both quantisers are pure functions of their inputs and a seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from torch import nn
+
+
+def n_clusters(x: np.ndarray, codebook_size: int) -> int:
+    """At most `codebook_size` clusters and never more than there are distinct rows to separate."""
+    distinct = len(np.unique(np.round(x, 6), axis=0)) if len(x) else 0
+    return max(1, min(codebook_size, distinct))
+
+
+def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, n_init: int = 1,
+                        max_iter: int = 100) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes [N, levels] int64 and each level's centres [k_l, d] (k_l clamped on small data)."""
+    residual = np.asarray(x, dtype=np.float64).copy()
+    codes = np.zeros((len(residual), levels), dtype=np.int64)
+    centres = []
+    for level in range(levels):
+        k = n_clusters(residual, codebook_size)
+        km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed + level).fit(residual)
+        codes[:, level] = km.labels_
+        residual -= km.cluster_centers_[km.labels_]
+        centres.append(km.cluster_centers_)
+    return codes, centres
+
+
+def residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, n_init: int = 1,
+                    max_iter: int = 100) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Codes [N, levels] int64 and the number of clusters used per level."""
+    codes, centres = fit_residual_kmeans(x, levels, codebook_size, seed, n_init, max_iter)
+    return codes, tuple(len(c) for c in centres)
+
+
+def _mlp(dims: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(dims) - 2 else [])
+    return nn.Sequential(*layers)
+
+
+class RQVAE(nn.Module):
+    """MLP autoencoder whose latent passes through `levels` residual codebooks (TIGER's tokeniser)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, centres: list[np.ndarray]):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.codebooks = nn.ParameterList(
+            [nn.Parameter(torch.as_tensor(c, dtype=torch.float32).clone()) for c in centres])
+
+    def quantise(self, z_bd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Codes [B, L], the quantised latent [B, D] and the per-level residuals [B, L, D]."""
+        residual, codes, quantised, residuals = z_bd, [], torch.zeros_like(z_bd), []
+        for book_kd in self.codebooks:
+            idx = torch.cdist(residual, book_kd).argmin(dim=1)
+            residuals.append(residual)
+            codes.append(idx)
+            quantised = quantised + book_kd[idx]
+            residual = residual - book_kd[idx].detach()
+        return torch.stack(codes, 1), quantised, torch.stack(residuals, 1)
+
+    def losses(self, x_bd: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Total loss, codes [B, L] and residuals [B, L, D] (for dead-code resets)."""
+        z = self.encoder(x_bd)
+        codes, quantised, residuals = self.quantise(z)
+        # Codebook loss pulls codes to residuals; commitment (beta) keeps the encoder near its codes.
+        chosen = torch.stack([book[codes[:, i]] for i, book in enumerate(self.codebooks)], 1)
+        vq = ((residuals.detach() - chosen) ** 2).sum(-1).mean() + beta * (
+            (residuals - chosen.detach()) ** 2).sum(-1).mean()
+        z_st = z + (quantised - z).detach()  # straight-through: decoder gradient flows to the encoder
+        recon = ((self.decoder(z_st) - x_bd) ** 2).sum(-1).mean()
+        return recon + vq, codes, residuals.detach()
+
+
+def rqvae(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, latent_dim: int = 32,
+          hidden_dim: int = 256, epochs: int = 60, batch_size: int = 256, lr: float = 1e-3,
+          beta: float = 0.25) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Train an RQ-VAE on `x` and return codes [N, levels] int64 and the codebook size per level."""
+    x_nd = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    n = len(x_nd)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = _mlp([x_nd.shape[1], hidden_dim, hidden_dim // 2, latent_dim])
+        decoder = _mlp([latent_dim, hidden_dim // 2, hidden_dim, x_nd.shape[1]])
+    # Codebooks start as residual k-means of the untrained latents. k-means needs many more points
+    # than centres, so this first batch holds ~10 rows per code rather than `batch_size` rows.
+    first = x_nd[torch.randperm(n, generator=gen)[: max(batch_size, 10 * codebook_size)]]
+    with torch.no_grad():
+        z_init = encoder(first).numpy()
+    _, centres = fit_residual_kmeans(z_init, levels, codebook_size, seed, n_init=1, max_iter=50)
+    model = RQVAE(encoder, decoder, centres)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        used = [torch.zeros(len(book), dtype=torch.bool) for book in model.codebooks]
+        residuals = torch.zeros(0)
+        for batch in torch.randperm(n, generator=gen).split(batch_size):
+            loss, codes, residuals = model.losses(x_nd[batch], beta)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for level, mask in enumerate(used):
+                mask[codes[:, level]] = True
+        _reset_dead_codes(model, used, residuals, gen)
+    model.eval()
+    with torch.inference_mode():
+        codes, _, _ = model.quantise(model.encoder(x_nd))
+    return codes.numpy().astype(np.int64), tuple(len(book) for book in model.codebooks)
+
+
+def _reset_dead_codes(model: RQVAE, used: list[torch.Tensor], residuals_bld: torch.Tensor,
+                      gen: torch.Generator) -> None:
+    """Move codes no item chose this epoch onto random residuals, so the codebook stays in use."""
+    with torch.no_grad():
+        for level, (book, mask) in enumerate(zip(model.codebooks, used, strict=True)):
+            dead = (~mask).nonzero().squeeze(1)
+            if len(dead) and len(residuals_bld):
+                pick = torch.randint(len(residuals_bld), (len(dead),), generator=gen)
+                book[dead] = residuals_bld[pick, level]

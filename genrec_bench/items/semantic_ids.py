@@ -1,0 +1,205 @@
+"""Semantic IDs: every item becomes a unique tuple of level-local codes, coarse to fine.
+
+`build_semantic_ids` = item features -> residual quantiser (k-means or RQ-VAE) -> de-dup level, or
+LETTER's precomputed tuples -> de-dup level. The de-dup level numbers items that share a tuple, so
+every item has exactly one tuple and every tuple exactly one item: decoding a tuple is a lookup.
+A health report (codes used, collisions, entropy) comes with every build because a collapsed
+codebook silently caps what any generative backend can reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genrec_bench.config import _check
+from genrec_bench.data.split import SplitData
+from genrec_bench.errors import GenrecError
+from genrec_bench.items import quantize
+from genrec_bench.items.features import VERSION as FEATURES_VERSION
+from genrec_bench.items.features import feature_key, item_features, resolve_spec
+from genrec_bench.runtime import atomic_write_bytes, atomic_write_json, cache_dir
+
+VERSION = "semantic-ids-v1"  # bump when quantisation changes, so cached ids are not reused
+METHODS = ("rkmeans", "rqvae", "letter")
+_LETTER_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How items become code tuples; keys are flat primitives so they can sit in `[model]` TOML."""
+
+    method: str = "rkmeans"  # rkmeans | rqvae | letter (precomputed ids from data.meta.semantic_ids)
+    features: str = "auto"  # auto | text | tfidf | attributes | collab, or '+'-joined
+    levels: int = 3  # quantisation levels before the de-dup level (ignored by letter)
+    codebook_size: int = 256  # ignored by letter
+    seed: int = 0
+    kmeans_n_init: int = 1
+    kmeans_max_iter: int = 100
+    rqvae_latent_dim: int = 32
+    rqvae_hidden_dim: int = 256
+    rqvae_epochs: int = 60
+    rqvae_batch_size: int = 256
+    rqvae_lr: float = 1e-3
+    rqvae_beta: float = 0.25  # commitment weight
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS, "tokenizer.method", f"one of {', '.join(METHODS)}", self.method)
+        _check(isinstance(self.features, str) and bool(self.features), "tokenizer.features",
+               "'auto' or '+'-joined names from text, tfidf, attributes, collab", self.features)
+        for key in ("levels", "kmeans_n_init", "kmeans_max_iter", "rqvae_latent_dim", "rqvae_epochs",
+                    "rqvae_batch_size"):
+            _check(getattr(self, key) >= 1, f"tokenizer.{key}", "an integer >= 1", getattr(self, key))
+        _check(self.codebook_size >= 2, "tokenizer.codebook_size", "an integer >= 2", self.codebook_size)
+        _check(self.rqvae_hidden_dim >= 2, "tokenizer.rqvae_hidden_dim", "an integer >= 2",
+               self.rqvae_hidden_dim)
+        _check(self.rqvae_lr > 0, "tokenizer.rqvae_lr", "a number > 0", self.rqvae_lr)
+        _check(self.rqvae_beta >= 0, "tokenizer.rqvae_beta", "a number >= 0", self.rqvae_beta)
+
+
+@dataclass(frozen=True)
+class SemanticIds:
+    codes: torch.Tensor  # [N, L] int64 level-local codes; every row unique; last level = de-dup level
+    sizes: tuple[int, ...]  # codebook size per level, including the final de-dup level
+    health: dict[str, object]  # see `health_report`
+    source: str  # e.g. "rkmeans(attributes+collab)", "letter"
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.sizes)
+
+
+def dedup_level(codes: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Append a level numbering items that share a tuple 0, 1, 2, ... in item-index order.
+
+    Returns codes [N, L+1] and the size of the new level (the largest group; 1 if all unique).
+    """
+    arr = codes.cpu().numpy()
+    n = len(arr)
+    if n == 0:
+        return torch.zeros((0, arr.shape[1] + 1), dtype=torch.int64), 1
+    _, group = np.unique(arr, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")  # stable: item-index order within each group
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_group)) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first
+    out = np.concatenate([arr.astype(np.int64), rank[:, None]], axis=1)
+    return torch.from_numpy(out), int(rank.max()) + 1
+
+
+def health_report(codes: np.ndarray, sizes: tuple[int, ...]) -> dict[str, object]:
+    """Quality of the tuples BEFORE de-dup: how much of each codebook is used and how evenly."""
+    n, levels = codes.shape
+    used, entropy = [], []
+    for level in range(levels):
+        counts = np.bincount(codes[:, level], minlength=sizes[level])
+        p = counts[counts > 0] / max(n, 1)
+        used.append(int((counts > 0).sum()))
+        entropy.append(round(float(-(p * np.log2(p)).sum()), 3))
+    _, group, group_size = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    shared = group_size[group.reshape(-1)] > 1
+    return {
+        "items": int(n),
+        "codes_used": used,
+        "entropy_bits": entropy,
+        "max_entropy_bits": [round(float(np.log2(max(s, 1))), 3) for s in sizes],
+        "unique_tuples": int(len(group_size)),
+        "collision_rate": round(float(shared.mean()) if n else 0.0, 4),
+        "max_items_per_tuple": int(group_size.max()) if n else 0,
+    }
+
+
+def format_health(ids: SemanticIds) -> str:
+    """One line for logs: sizes, codebook use and entropy per level, collisions before de-dup."""
+    h = ids.health
+    used = "/".join(str(u) for u in h["codes_used"])  # type: ignore[union-attr]
+    ent = "/".join(f"{e:.1f}" for e in h["entropy_bits"])  # type: ignore[union-attr]
+    sizes = "x".join(str(s) for s in ids.sizes[:-1])
+    return (f"semantic ids {ids.source}: {h['items']} items, {sizes}+dedup {ids.sizes[-1]}, "
+            f"codes used {used}, "
+            f"entropy {ent} bits, {100 * h['collision_rate']:.1f}% items collide "  # type: ignore[operator]
+            f"(max {h['max_items_per_tuple']} per tuple)")
+
+
+def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Parse LETTER tokens ('<a_183>' = code 183 at the level of its position) aligned to item_ids."""
+    table = data.meta.semantic_ids
+    if not table:
+        raise GenrecError(f"tokenizer method 'letter' needs precomputed semantic ids, but dataset "
+                          f"'{data.name}' ships none; use method rkmeans or rqvae")
+    raw_ids = data.item_ids.astype(str)
+    missing = [r for r in raw_ids if r not in table]
+    if missing:
+        raise GenrecError(f"precomputed semantic ids of dataset '{data.name}' miss {len(missing)} of "
+                          f"{len(raw_ids)} items (first: {', '.join(missing[:5])})")
+    rows = [table[r] for r in raw_ids]
+    depth = len(rows[0])
+    bad = next((r for r, row in zip(raw_ids, rows, strict=True) if len(row) != depth), None)
+    if bad is not None:
+        raise GenrecError(f"precomputed semantic ids of item {bad!r} have {len(table[bad])} tokens; "
+                          f"expected {depth} like the first item")
+    codes = np.zeros((len(rows), depth), dtype=np.int64)
+    for i, row in enumerate(rows):
+        for level, token in enumerate(row):
+            match = _LETTER_TOKEN.fullmatch(token)
+            if match is None:
+                raise GenrecError(f"precomputed semantic id token {token!r} of item {raw_ids[i]!r} is not "
+                                  "of the form '<a_123>'")
+            codes[i, level] = int(match.group(2))
+    return codes, tuple(int(c) + 1 for c in codes.max(axis=0))
+
+
+def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True) -> SemanticIds:
+    """Unique code tuples for every item of `data` (cached on disk by content when `cache`)."""
+    if cfg.method == "letter":
+        source, key = "letter", f"{VERSION}|letter|{_letter_digest(data)}"
+    else:
+        parts = resolve_spec(data, cfg.features)
+        source = f"{cfg.method}({'+'.join(parts)})"
+        key = f"{VERSION}|{FEATURES_VERSION}|{feature_key(data, parts, cfg.seed)}|{dataclasses.asdict(cfg)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    folder = cache_dir() / "semantic_ids"
+    stem = f"{data.name}-{cfg.method}-{digest}"
+    npy, meta = folder / f"{stem}.npy", folder / f"{stem}.json"
+    if cache and npy.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        codes = torch.from_numpy(np.load(npy))
+        return SemanticIds(codes, tuple(info["sizes"]), info["health"], info["source"])
+    if cfg.method == "letter":
+        raw, sizes = letter_codes(data)
+    else:
+        feats = item_features(data, cfg.features, cfg.seed, cache=cache)
+        raw, sizes = _quantise(feats, cfg)
+    codes, dedup_size = dedup_level(torch.from_numpy(raw))
+    ids = SemanticIds(codes, (*sizes, dedup_size), health_report(raw, sizes), source)
+    if cache:
+        buf = io.BytesIO()
+        np.save(buf, codes.numpy())
+        atomic_write_bytes(npy, buf.getvalue())
+        atomic_write_json(meta, {"sizes": list(ids.sizes), "health": ids.health, "source": source})
+    return ids
+
+
+def _quantise(feats: np.ndarray, cfg: TokenizerConfig) -> tuple[np.ndarray, tuple[int, ...]]:
+    if cfg.method == "rkmeans":
+        return quantize.residual_kmeans(feats, cfg.levels, cfg.codebook_size, cfg.seed, cfg.kmeans_n_init,
+                                        cfg.kmeans_max_iter)
+    return quantize.rqvae(feats, cfg.levels, cfg.codebook_size, cfg.seed, latent_dim=cfg.rqvae_latent_dim,
+                          hidden_dim=cfg.rqvae_hidden_dim, epochs=cfg.rqvae_epochs,
+                          batch_size=cfg.rqvae_batch_size, lr=cfg.rqvae_lr, beta=cfg.rqvae_beta)
+
+
+def _letter_digest(data: SplitData) -> str:
+    table = data.meta.semantic_ids
+    body = "\n".join(f"{r}:{','.join(table.get(r, []))}" for r in data.item_ids.astype(str))
+    return hashlib.sha256(body.encode()).hexdigest()
