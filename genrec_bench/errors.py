@@ -26,3 +26,7 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> 
     """A ' (did you mean: a, b?)' suffix with the closest choices, or '' when none is close."""
     close = get_close_matches(name, sorted(choices), n=3, cutoff=0.5)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+class Interrupted(GenrecError):
+    """Training stopped by SIGINT/SIGTERM after its checkpoint was written; `--resume` continues it."""

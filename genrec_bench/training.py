@@ -23,6 +23,7 @@ from torch import nn
 
 from genrec_bench.backends.base import FitReport
 from genrec_bench.config import TrainConfig
+from genrec_bench.errors import Interrupted
 from genrec_bench.progress import progress_bar
 from genrec_bench.runtime import atomic_torch_save, is_main_process, rank_and_world
 
@@ -39,10 +40,6 @@ class Trainable(Protocol):
     def batch(self, index: torch.Tensor, device: torch.device) -> Any: ...
 
     def loss(self, module: nn.Module, batch: Any) -> torch.Tensor: ...
-
-
-class TrainingInterrupted(Exception):
-    """Raised after a SIGINT/SIGTERM once the checkpoint is safely on disk."""
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -146,7 +143,8 @@ def train(
                 state["elapsed"] = time.perf_counter() - start
                 if stop["stop"]:
                     save_checkpoint()
-                    raise TrainingInterrupted(f"interrupted at step {state['step']}; checkpoint saved")
+                    raise Interrupted(f"interrupted at step {state['step']}; checkpoint saved, continue with --resume",
+                                      path=workdir)
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     save_checkpoint()
                 if cfg.max_steps and state["step"] >= cfg.max_steps:

@@ -8,6 +8,7 @@ expected; a first fast polars pass does the work and a slow line scan runs only 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -228,18 +229,21 @@ def _first_line(path: Path) -> str:
 
 
 def _check_utf8(path: Path) -> None:
-    """Find the first line that is not UTF-8; reading in blocks keeps memory flat on large files."""
-    lineno = 1
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            try:
-                block.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if exc.end < len(block) - 4:  # a real error, not a character cut by the block edge
-                    line = lineno + block[: exc.start].count(b"\n")
-                    raise GenrecError(f"invalid UTF-8 byte 0x{block[exc.start]:02x}; expected UTF-8 text",
-                                      path=path, line=line) from None
-            lineno += block.count(b"\n")
+    """Name the first line that is not UTF-8; the fast pass decodes in blocks, the slow one runs on error."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise GenrecError(f"invalid UTF-8 byte 0x{line[exc.start]:02x}; expected UTF-8 text",
+                                      path=path, line=lineno) from None
 
 
 def _explain_bad_rows(path: Path, sep: str, width: int) -> None:

@@ -108,13 +108,18 @@ def kcore(frame: pl.DataFrame, k_user: int, k_item: int) -> pl.DataFrame:
             return frame
 
 
-def fingerprint(files: list[Path], cfg: DataConfig) -> str:
-    """Hash of the input bytes and the split settings: equal fingerprints mean identical splits."""
+def fingerprint(inter: Interactions, cfg: DataConfig) -> str:
+    """Hash of the input bytes and the split settings: equal fingerprints mean identical splits.
+
+    Frames built in memory (no file behind them) hash their rows instead.
+    """
     digest = hashlib.sha256()
-    for path in files:
-        with Path(path).open("rb") as fh:
+    if Path(inter.source).is_file():
+        with Path(inter.source).open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
+    else:
+        digest.update(inter.frame.select("user_id", "item_id", "timestamp").hash_rows(seed=0).to_numpy().tobytes())
     split_keys = {k: v for k, v in asdict(cfg).items() if k in ("kcore", "min_interactions")}
     digest.update(json.dumps(split_keys, sort_keys=True).encode())
     return digest.hexdigest()[:16]
@@ -147,6 +152,6 @@ def make_split(inter: Interactions, cfg: DataConfig, name: str) -> SplitData:
         items=ordered["iidx"].to_numpy().astype(np.int64),
         offsets=offsets,
         config=cfg,
-        fingerprint=fingerprint([inter.source], cfg),
+        fingerprint=fingerprint(inter, cfg),
         meta=inter.meta,
     )

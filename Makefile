@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh clone: `make bench` and `make test`.
+# Each installs what is missing first: a virtualenv in .venv with the CPU build of torch
+# (pip install torch==2.13.0, before the project, so no multi-GB CUDA build is pulled).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TORCH := torch==2.13.0
+
+.PHONY: install test bench lint report clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(VENV)/bin/genrec-bench bench
+
+lint: install
+	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks
+
+clean:
+	rm -rf $(VENV) results reports runs build *.egg-info

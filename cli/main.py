@@ -1,0 +1,298 @@
+"""The `genrec-bench` command line: parses arguments, calls the library, renders with rich.
+
+Human output (tables, progress) goes to stderr; `--json` puts one machine-readable object on
+stdout. Every user-facing problem is a `GenrecError` printed as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genrec_bench.errors import GenrecError, Interrupted
+
+app = typer.Typer(
+    name="genrec-bench",
+    help="Benchmark generative recommenders (TIGER, MindRec) against classic baselines on identical, "
+         "deterministic splits.\n\nQuick start: `genrec-bench bench` runs the default suite on the embedded "
+         "Amazon Beauty data and prints the leaderboard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Registered dataset name (see `datasets`).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Any interaction file (.txt/.csv/.tsv/.parquet/.inter).")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="File format: seq|csv|tsv|parquet|atomic|unisrec "
+                                                                "(default: from the extension).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Folder of the registered datasets "
+                                                                    "(default: $GENREC_BENCH_DATA or ../shared/data).")]
+ResultsOpt = Annotated[Path | None, typer.Option("--results", help="Results store (default: $GENREC_BENCH_RESULTS "
+                                                                   "or ./results).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise GenrecError(f"--k expects comma-separated integers such as 1,5,10,20, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise GenrecError(f"--k values must be integers >= 1, got {text!r}")
+    return ks
+
+
+@app.command()
+def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List the registered datasets and whether their files are available.
+
+    Example: genrec-bench datasets --data-dir ../shared/data
+    """
+    from genrec_bench.data.registry import dataset_rows
+
+    rows = dataset_rows(data_dir)
+    if as_json:
+        _emit_json({"datasets": rows})
+        return
+    table = Table("name", "format", "available", "description", "path", title="datasets")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["format"]), "yes" if r["available"] else "no", str(r["description"]),
+                      str(r["path"]))
+    err.print(table)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option("--model", "-m", help="Backend: popularity, sasrec, tiger, mindrec.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create.")],
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    fmt: FormatOpt = None,
+    data_dir: DataDirOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="TOML with [data] [train] [eval] [model].")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one key, e.g. train.epochs=5 "
+                                                                 "(repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides train.seed).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto|cpu|cuda (overrides train.device).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last "
+                                                          "checkpoint.")] = False,
+) -> None:
+    """Fit a model on the training part of a split and save a run directory.
+
+    Examples:
+
+      genrec-bench train --model sasrec --dataset beauty --out runs/sasrec
+
+      genrec-bench train -m tiger -d beauty -c benchmarks/configs/tiger-small.toml --set train.epochs=3 -o runs/t
+
+      genrec-bench train --model popularity --data my.csv --out runs/pop
+
+      genrec-bench train --resume --out runs/sasrec   (after a crash or Ctrl-C)
+    """
+    from genrec_bench.config import load_run_config
+    from genrec_bench.pipeline import DataSource, train_run
+
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    if device is not None:
+        overrides.append(f'train.device="{device}"')
+    cfg = load_run_config(config, overrides)
+    source = None if resume else DataSource(dataset, str(data) if data else None, fmt,
+                                            str(data_dir) if data_dir else None)
+    info = train_run(model, source, cfg, out, resume=resume)  # type: ignore[arg-type]
+    fit = info.get("fit", {})
+    err.print(f"[green]trained[/green] {info['model']} on {info['dataset']} "
+              f"({info['split']['users']} users, {info['split']['items']} items) in {fit.get('seconds', 0):.1f} s "
+              f"-> {out}")
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Option("--run", "-r", help="Run directory made by `train`.")],
+    split: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10,20",
+    max_users: Annotated[int | None, typer.Option(help="Evaluate the first N users only (0 = all).")] = None,
+    results: ResultsOpt = None,
+    label: Annotated[str, typer.Option(help="Display name in reports (default: the model name).")] = "",
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Full-ranking Hit@k, NDCG@k and MRR of a trained run; writes a run record to the results store.
+
+    Example: genrec-bench eval --run runs/sasrec --k 5,10 --json
+    """
+    from genrec_bench.pipeline import evaluate_run
+    from genrec_bench.results import RunRecord, results_dir, write_record
+
+    if split not in ("test", "valid"):
+        raise GenrecError(f"--split must be test or valid, got {split!r}")
+    record = evaluate_run(run, split, _parse_ks(k), max_users, device, label)  # type: ignore[arg-type]
+    path = write_record(RunRecord(**record), results_dir(results))
+    if as_json:
+        _emit_json({k2: record[k2] for k2 in ("run_id", "model", "dataset", "split", "fingerprint", "seed", "metrics",
+                                              "eval_seconds", "users_per_second")} | {"record": str(path)})
+        return
+    table = Table("metric", "value", title=f"{record['label']} on {record['dataset']} ({split}, "
+                                           f"{len(record['users'])} users)")
+    for name, value in record["metrics"].items():
+        table.add_row(name, f"{value:.4f}")
+    err.print(table)
+    err.print(f"record: {path}")
+
+
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Option("--run", "-r", help="Run directory made by `train`.")],
+    history: Annotated[str, typer.Option(help="Raw item ids, oldest first, space-separated.")],
+    k: Annotated[int, typer.Option("--k", help="How many items.")] = 10,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Top-k next items for one history of raw item ids.
+
+    Example: genrec-bench recommend --run runs/sasrec --history "12 7 33" --k 5 --json
+    """
+    from genrec_bench.pipeline import recommend_raw
+
+    items = recommend_raw(run, history.split(), k, device)
+    if as_json:
+        _emit_json({"items": items})
+        return
+    table = Table("rank", "item", "score")
+    for i, row in enumerate(items, 1):
+        table.add_row(str(i), row["item"], f"{row['score']:.4f}")
+    err.print(table)
+
+
+@app.command()
+def report(
+    results: ResultsOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|html|json.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+    references: Annotated[bool, typer.Option(help="Show published reference rows.")] = True,
+) -> None:
+    """Leaderboard of every run record, per dataset and split fingerprint.
+
+    Examples: genrec-bench report;  genrec-bench report -f markdown >> "$GITHUB_STEP_SUMMARY";
+    genrec-bench report -f html -o reports/leaderboard.html
+    """
+    from genrec_bench.report import leaderboard, load_references, render
+    from genrec_bench.results import load_records, results_dir
+
+    if fmt not in ("table", "markdown", "html", "json"):
+        raise GenrecError(f"--format must be table, markdown, html or json, got {fmt!r}")
+    records, warnings = load_records(results_dir(results))
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}")
+    boards = leaderboard(records, load_references() if references else None)
+    text = render(boards, fmt)
+    if out is not None:
+        from genrec_bench.runtime import atomic_write_bytes
+
+        atomic_write_bytes(out, (text if isinstance(text, str) else str(text)).encode())
+        err.print(f"wrote {out}")
+    elif fmt == "table":
+        err.print(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Run id or record file of model A.")],
+    run_b: Annotated[str, typer.Argument(help="Run id or record file of model B.")],
+    results: ResultsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-metric difference A - B with a paired bootstrap CI and a paired t-test p-value.
+
+    Example: genrec-bench compare 3f2a9c1b0d4e 77c0e1a2b3f4
+    """
+    from genrec_bench.report import compare_runs
+    from genrec_bench.results import find_record, results_dir
+
+    root = results_dir(results)
+    a, b = find_record(run_a, root), find_record(run_b, root)
+    rows = compare_runs(a, b, tuple(a.ks))
+    if as_json:
+        _emit_json({"a": a.label, "b": b.label, "comparisons": [vars(r) for r in rows]})
+        return
+    table = Table("metric", a.label, b.label, "A - B", "95% CI", "p-value", title=f"{a.label} vs {b.label}")
+    for r in rows:
+        table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
+                      f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")
+    err.print(table)
+
+
+@app.command()
+def bench(
+    suite: Annotated[Path | None, typer.Argument(help="Suite TOML (default: the built-in default suite).")] = None,
+    results: ResultsOpt = None,
+    jobs: Annotated[int, typer.Option(help="Jobs run in parallel (processes).")] = 1,
+    data_dir: DataDirOpt = None,
+    report_fmt: Annotated[str, typer.Option("--report", help="Leaderboard format printed at the end.")] = "table",
+) -> None:
+    """Run a suite (datasets x models x seeds), skipping what is recorded, then print the leaderboard.
+
+    Examples: genrec-bench bench;  genrec-bench bench benchmarks/suites/tiger-paper.toml --jobs 2
+    """
+    from genrec_bench.bench import load_suite, run_suite
+    from genrec_bench.report import leaderboard, load_references, render
+    from genrec_bench.results import load_records, results_dir
+
+    spec = load_suite(suite)
+    root = results_dir(results)
+    run_suite(spec, root, jobs=jobs, data_dir=data_dir)
+    records, warnings = load_records(root)
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}")
+    records = [r for r in records if r.suite == spec.name]
+    text = render(leaderboard(records, load_references()), report_fmt)
+    if report_fmt == "table":
+        err.print(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def main() -> None:
+    """Console-script entry: one-line errors instead of tracebacks for user mistakes."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _maybe_init_distributed()
+    try:
+        app()
+    except Interrupted as exc:
+        err.print(f"[yellow]interrupted:[/yellow] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(130)
+    except GenrecError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+
+
+def _maybe_init_distributed() -> None:
+    """Under torchrun (WORLD_SIZE > 1) join the process group: gloo on CPU, nccl on CUDA."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Benchmark suites: datasets x model variants x seeds, run resumably into one results store.
+
+A suite is a TOML file. Suite-level `[data]`, `[train]`, `[eval]` tables apply to every run; each
+`[[runs]]` entry names a `model`, an optional `label` and its own `train`/`model`/`eval` tables.
+A job whose record already exists (same model, label, dataset, split fingerprint, config and seed)
+is skipped; an interrupted job resumes from its checkpoint; a job another `bench` process is
+running (it holds the job's lock) is left to that process.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import os
+import tomllib
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genrec_bench.backends.base import REGISTRY
+from genrec_bench.config import run_config_from_dict
+from genrec_bench.errors import GenrecError, did_you_mean
+from genrec_bench.pipeline import RUN_FILE, DataSource, evaluate_run, load_split, train_run
+from genrec_bench.progress import progress_bar
+from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record
+
+SUITE_KEYS = {"name", "description", "datasets", "seeds", "split", "data", "train", "eval", "runs"}
+RUN_KEYS = {"model", "label", "data", "train", "eval", "config"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    label: str
+    overrides: dict[str, dict[str, Any]]  # section -> key -> value
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    split: str
+    base: dict[str, dict[str, Any]]
+    runs: tuple[RunSpec, ...]
+    source: str = "suite"
+    description: str = ""
+
+
+@dataclass
+class Job:
+    suite: str
+    dataset: str
+    spec: RunSpec
+    seed: int
+    split: str
+    config: dict[str, Any]
+    fingerprint: str = ""
+    key: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_suite_path() -> Path:
+    return Path(str(resources.files("genrec_bench") / "suites" / "default.toml"))
+
+
+def load_suite(path: Path | None) -> Suite:
+    """Parse and validate a suite TOML; `None` means the built-in default suite."""
+    path = Path(path) if path is not None else default_suite_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenrecError("suite file not found", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GenrecError(f"invalid TOML: {exc}", path=path) from None
+    return suite_from_dict(raw, str(path))
+
+
+def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
+    for key in raw:
+        if key not in SUITE_KEYS:
+            raise GenrecError(f"unknown suite key '{key}'{did_you_mean(key, SUITE_KEYS)}", path=source)
+    datasets = raw.get("datasets") or ["beauty"]
+    seeds = raw.get("seeds") or [0]
+    if not all(isinstance(d, str) for d in datasets):
+        raise GenrecError("suite key 'datasets' must be a list of dataset names", path=source)
+    if not all(isinstance(s, int) for s in seeds):
+        raise GenrecError("suite key 'seeds' must be a list of integers", path=source)
+    split = raw.get("split", "test")
+    if split not in ("test", "valid"):
+        raise GenrecError(f"suite key 'split' must be test or valid, got {split!r}", path=source)
+    runs = []
+    for i, entry in enumerate(raw.get("runs", [])):
+        if not isinstance(entry, dict) or "model" not in entry or not isinstance(entry["model"], str):
+            raise GenrecError(f"runs[{i}] needs model = \"NAME\"", path=source)
+        for key in entry:
+            if key not in RUN_KEYS:
+                raise GenrecError(f"unknown key '{key}' in runs[{i}]{did_you_mean(key, RUN_KEYS)}; model "
+                                  "hyper-parameters go in [runs.config]", path=source)
+        if entry["model"] not in REGISTRY:
+            raise GenrecError(f"runs[{i}]: unknown model '{entry['model']}'{did_you_mean(entry['model'], REGISTRY)}",
+                              path=source)
+        overrides = {s: dict(entry.get(s, {})) for s in ("data", "train", "eval")}
+        overrides["model"] = dict(entry.get("config", {}))
+        runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides))
+    if not runs:
+        raise GenrecError("a suite needs at least one [[runs]] entry", path=source)
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        raise GenrecError("two [[runs]] share a label; give each variant its own label", path=source)
+    base = {s: dict(raw.get(s, {})) for s in ("data", "train", "eval")}
+    suite = Suite(raw.get("name", Path(source).stem), tuple(datasets), tuple(seeds), split, base, tuple(runs),
+                  source, raw.get("description", ""))
+    for job in expand(suite):  # validates every merged config now, not after an hour of training
+        run_config_from_dict(job.config, source)
+    return suite
+
+
+def expand(suite: Suite) -> Iterator[Job]:
+    for dataset in suite.datasets:
+        for spec in suite.runs:
+            for seed in suite.seeds:
+                cfg = copy.deepcopy(suite.base)
+                for section, values in spec.overrides.items():
+                    cfg.setdefault(section, {}).update(values)
+                cfg.setdefault("train", {})["seed"] = seed
+                yield Job(suite.name, dataset, spec, seed, suite.split, cfg)
+
+
+@contextmanager
+def job_lock(root: Path, key: str) -> Iterator[bool]:
+    """Non-blocking per-job lock (flock): False means another process is running this job.
+
+    The kernel drops the lock when its holder dies, so a crashed bench never blocks a rerun.
+    """
+    lock_dir = root / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{key}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
+    """Train (or resume) and evaluate one job; returns 'done', 'skipped' or 'busy'."""
+    if threads:
+        torch.set_num_threads(threads)  # not in the config: it must not change the job's identity
+    with job_lock(root, job.key) as mine:
+        if not mine:
+            return "busy"
+        if any(record_key(r) == job.key for r in load_records(root)[0]):
+            return "skipped"
+        run_dir = root / "runs" / job.key
+        cfg = run_config_from_dict(job.config)
+        info_path = run_dir / RUN_FILE
+        resume = info_path.exists()
+        if not (resume and '"status": "complete"' in info_path.read_text()):
+            train_run(job.spec.model, DataSource(job.dataset, data_dir=data_dir), cfg, run_dir, resume=resume)
+        record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite)  # type: ignore[arg-type]
+        write_record(RunRecord(**record), root)
+        return "done"
+
+
+def run_suite(suite: Suite, root: Path, jobs: int = 1, data_dir: Path | None = None) -> dict[str, int]:
+    """Run every missing job of `suite`; returns counts per outcome."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    dd = str(data_dir) if data_dir else None
+    pending = list(expand(suite))
+    fingerprints: dict[str, str] = {}
+    for job in pending:
+        if job.dataset not in fingerprints:
+            cfg = run_config_from_dict(job.config)
+            fingerprints[job.dataset] = load_split(DataSource(job.dataset, data_dir=dd), cfg).fingerprint
+        job.fingerprint = fingerprints[job.dataset]
+        job.key = run_key(job.spec.model, job.spec.label, job.dataset, job.split, job.fingerprint, job.seed,
+                          run_config_from_dict(job.config).to_dict())
+    done_keys = {record_key(r) for r in load_records(root)[0]}
+    todo = [j for j in pending if j.key not in done_keys]
+    counts = {"done": 0, "skipped": len(pending) - len(todo), "busy": 0}
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs)) if jobs > 1 else 0
+    with progress_bar(len(todo), f"suite {suite.name}") as bar:
+        if jobs <= 1:
+            for job in todo:
+                counts[run_job(job, root, dd, threads)] += 1
+                bar.advance(1, f"{job.dataset}/{job.spec.label}/seed {job.seed}")
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(run_job, job, root, dd, threads): job for job in todo}
+                for fut in as_completed(futures):
+                    job = futures[fut]
+                    counts[fut.result()] += 1
+                    bar.advance(1, f"{job.dataset}/{job.spec.label}/seed {job.seed}")
+    return counts
