@@ -1,0 +1,332 @@
+"""TIGER (Rajput et al., NeurIPS 2023): a T5 encoder-decoder that reads the semantic IDs of a
+user's history and generates the next item's semantic ID, decoded by trie-constrained beam search.
+
+Vocabulary: token 0 is padding (and the decoder start token); level l's codes occupy their own
+token range `offsets[l] : offsets[l] + sizes[l]`, so the same code at two levels is two tokens.
+Training is teacher forcing with cross-entropy over the full vocabulary, on every prefix of every
+training sequence (history window -> next item).
+
+Efficiency switches (recorded in `FitReport.extra`; the paper setting stays one flag away):
+- `history_encoding = "tokens"` is the paper's encoder input (L tokens per history item);
+  `"item_sum"` gives each history item one encoder position, the sum of its level-token
+  embeddings, which makes the encoder ~L times shorter.
+- decoding does not call `generate`: the cross-attention keys/values are computed once per user
+  (not once per beam), the beams of a user attend to them as one longer query block, and the
+  search itself is the batched gather + mask of `decoding.beam_search`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.config import TrainConfig, _check
+from genrec_bench.data.split import PAD, SplitData
+from genrec_bench.decoding.beam_search import constrained_beam_search
+from genrec_bench.decoding.trie import PrefixTrie, build_trie
+from genrec_bench.errors import GenrecError
+from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfig, build_semantic_ids, format_health
+from genrec_bench.runtime import atomic_torch_save, atomic_write_json, resolve_device
+
+PAD_TOKEN = 0  # encoder padding and decoder start token
+HISTORY_ENCODINGS = ("item_sum", "tokens")
+# The paper's model (4+4 layers, d_model 128, 6 heads of 64, MLP 1024, dropout 0.1) and a smaller
+# CPU default; any explicit size key overrides the preset's value.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "heads": 4, "d_kv": 32, "d_ff": 512,
+              "dropout": 0.1},
+    "paper": {"d_model": 128, "encoder_layers": 4, "decoder_layers": 4, "heads": 6, "d_kv": 64, "d_ff": 1024,
+              "dropout": 0.1},
+}
+
+
+@dataclass(frozen=True)
+class TigerConfig:
+    """`[model]` keys of TIGER; size keys at 0 (dropout < 0) take the preset's value."""
+
+    preset: str = "small"  # small | paper
+    d_model: int = 0
+    encoder_layers: int = 0
+    decoder_layers: int = 0
+    heads: int = 0
+    d_kv: int = 0
+    d_ff: int = 0
+    dropout: float = -1.0
+    history_encoding: str = "item_sum"  # item_sum (one position per item) | tokens (paper: L per item)
+    max_history: int = 0  # history items fed to the encoder; 0 = data.max_history
+    beam_width: int = 20  # decoding beam = max(k, beam_width)
+    sid_method: str = "rkmeans"  # rkmeans | rqvae | letter
+    sid_features: str = "auto"
+    sid_levels: int = 3
+    sid_codebook: int = 256
+    sid_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
+        for key in ("d_model", "encoder_layers", "decoder_layers", "heads", "d_kv", "d_ff", "max_history"):
+            _check(getattr(self, key) >= 0, f"model.{key}", "an integer >= 0 (0 = preset/default)",
+                   getattr(self, key))
+        _check(self.dropout < 1, "model.dropout", "a number in [0, 1) (negative = preset)", self.dropout)
+        _check(self.history_encoding in HISTORY_ENCODINGS, "model.history_encoding",
+               f"one of {', '.join(HISTORY_ENCODINGS)}", self.history_encoding)
+        _check(self.beam_width >= 1, "model.beam_width", "an integer >= 1", self.beam_width)
+        _check(self.sid_method in METHODS, "model.sid_method", f"one of {', '.join(METHODS)}", self.sid_method)
+        _check(self.sid_levels >= 1, "model.sid_levels", "an integer >= 1", self.sid_levels)
+        _check(self.sid_codebook >= 2, "model.sid_codebook", "an integer >= 2", self.sid_codebook)
+
+    def size(self, key: str) -> Any:
+        """The explicit value of a size key, else the preset's."""
+        value = getattr(self, key)
+        unset = value < 0 if key == "dropout" else value == 0
+        return PRESETS[self.preset][key] if unset else value
+
+    def tokenizer(self) -> TokenizerConfig:
+        return TokenizerConfig(method=self.sid_method, features=self.sid_features, levels=self.sid_levels,
+                               codebook_size=self.sid_codebook, seed=self.sid_seed)
+
+    def t5_config(self, vocab_size: int) -> T5Config:
+        return T5Config(
+            vocab_size=vocab_size, d_model=self.size("d_model"), d_kv=self.size("d_kv"), d_ff=self.size("d_ff"),
+            num_layers=self.size("encoder_layers"), num_decoder_layers=self.size("decoder_layers"),
+            num_heads=self.size("heads"), dropout_rate=self.size("dropout"), feed_forward_proj="relu",
+            pad_token_id=PAD_TOKEN, decoder_start_token_id=PAD_TOKEN, eos_token_id=None, use_cache=False,
+        )
+
+
+def level_offsets(sizes: tuple[int, ...]) -> torch.Tensor:
+    """First token id of each level's range (token 0 is PAD)."""
+    return torch.tensor([1, *np.cumsum(sizes)[:-1] + 1], dtype=torch.long)
+
+
+class TigerNet(nn.Module):
+    """The T5 plus the item -> token table, so one state_dict holds everything `load` needs."""
+
+    def __init__(self, cfg: TigerConfig, codes: torch.Tensor, sizes: tuple[int, ...]):
+        super().__init__()
+        self.sizes = tuple(int(s) for s in sizes)
+        self.history_encoding = cfg.history_encoding
+        self.t5 = T5ForConditionalGeneration(cfg.t5_config(1 + sum(self.sizes)))
+        self.register_buffer("offsets", level_offsets(self.sizes), persistent=False)
+        self.register_buffer("item_tokens", codes.long() + self.offsets[None, :])  # [N, L] global token ids
+
+    def encoder_inputs(self, hist_bh: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Keyword inputs of the T5 encoder for left-padded item histories [B, H] (PAD = -1)."""
+        valid_bh = hist_bh >= 0
+        tokens_bhl = self.item_tokens[hist_bh.clamp(min=0)]
+        if self.history_encoding == "tokens":
+            ids_bhl = tokens_bhl.masked_fill(~valid_bh[:, :, None], PAD_TOKEN)
+            return {"input_ids": ids_bhl.flatten(1),
+                    "attention_mask": valid_bh.repeat_interleave(len(self.sizes), dim=1).long()}
+        embeds_bhd = self.t5.shared(tokens_bhl).sum(dim=2) * valid_bh[:, :, None]
+        return {"inputs_embeds": embeds_bhd, "attention_mask": valid_bh.long()}
+
+    def encode(self, hist_bh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states [B, S, d] and their attention mask [B, S]."""
+        inputs = self.encoder_inputs(hist_bh)
+        return self.t5.encoder(**inputs).last_hidden_state, inputs["attention_mask"]
+
+    def forward(self, hist_bh: torch.Tensor, target_b: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced cross-entropy of the target items' token sequences."""
+        enc_bsd, mask_bs = self.encode(hist_bh)
+        out = self.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc_bsd), attention_mask=mask_bs,
+                      labels=self.item_tokens[target_b])
+        return out.loss
+
+
+class FastDecoder:
+    """T5 decoder log-probabilities for [B, W] beams that share each user's encoder output.
+
+    Reuses the trained T5 weights; computes each layer's cross-attention keys/values once per user
+    and lets all W beams of a user query them as one block of W*t positions. No KV cache for the
+    self-attention: the target is only L tokens long, so re-running the prefix is cheaper than
+    reordering caches. `tests/test_tiger.py` checks it against the T5 forward.
+    """
+
+    def __init__(self, net: TigerNet, enc_bsd: torch.Tensor, mask_bs: torch.Tensor):
+        self.net = net
+        self.t5 = net.t5
+        cfg = self.t5.config
+        self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
+        self.scale_out = cfg.d_model**-0.5 if getattr(cfg, "scale_decoder_outputs", True) else 1.0
+        b, s, _ = enc_bsd.shape
+        self.batch = b
+        neg = torch.finfo(enc_bsd.dtype).min
+        self.cross_mask = torch.zeros(b, 1, 1, s, dtype=enc_bsd.dtype, device=enc_bsd.device).masked_fill(
+            (mask_bs == 0)[:, None, None, :], neg)
+        self.cross_kv = []
+        for block in self.t5.decoder.block:
+            attn = block.layer[1].EncDecAttention
+            k = attn.k(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
+            v = attn.v(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
+            self.cross_kv.append((k, v))
+
+    def logprobs(self, prefix_bwt: torch.Tensor) -> torch.Tensor:
+        """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes."""
+        b, w, t = prefix_bwt.shape
+        start = prefix_bwt.new_full((b, w, 1), PAD_TOKEN)
+        ids_nt = torch.cat([start, prefix_bwt], dim=2).view(b * w, t + 1)
+        x = self.t5.decoder.embed_tokens(ids_nt)  # [B*W, T, d]
+        T = t + 1
+        self_attn0 = self.t5.decoder.block[0].layer[0].SelfAttention
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        bias_1htt = self_attn0.compute_bias(T, T, device=x.device).to(x.dtype)
+        bias_1htt = bias_1htt.masked_fill(~causal, torch.finfo(x.dtype).min)
+        for block, (ck, cv) in zip(self.t5.decoder.block, self.cross_kv, strict=True):
+            sa, ca, ff = block.layer
+            h = sa.layer_norm(x)
+            q, k, v = (self._heads(proj(h)) for proj in (sa.SelfAttention.q, sa.SelfAttention.k, sa.SelfAttention.v))
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias_1htt.to(q.dtype), scale=1.0)
+            x = x + sa.SelfAttention.o(att.transpose(1, 2).reshape(b * w, T, -1))
+            h = ca.layer_norm(x).view(b, w * T, -1)  # all beams of a user query the user's encoder states
+            q = self._heads(ca.EncDecAttention.q(h))
+            att = F.scaled_dot_product_attention(q, ck, cv, attn_mask=self.cross_mask.to(q.dtype), scale=1.0)
+            x = x + ca.EncDecAttention.o(att.transpose(1, 2).reshape(b, w * T, -1)).view(b * w, T, -1)
+            x = x + ff.DenseReluDense(ff.layer_norm(x))
+        last = self.t5.decoder.final_layer_norm(x[:, -1]) * self.scale_out
+        return torch.log_softmax(self.t5.lm_head(last).float(), dim=-1).view(b, w, -1)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, _ = x.shape
+        return x.view(n, t, self.heads, self.d_kv).transpose(1, 2)
+
+    def level_step(self, prefix_bwt: torch.Tensor) -> torch.Tensor:
+        """Step function for `constrained_beam_search`: level-local prefixes -> level-local log-probs."""
+        t = prefix_bwt.shape[2]
+        sizes, offsets = self.net.sizes, self.net.offsets
+        logp = self.logprobs(prefix_bwt + offsets[:t])
+        lo = int(offsets[t])
+        level = logp[:, :, lo : lo + sizes[t]]
+        width = max(sizes)
+        if sizes[t] < width:
+            level = F.pad(level, (0, width - sizes[t]), value=float("-inf"))
+        return level
+
+
+class TrainingPrefixes:
+    """Every (history window, next item) pair of the training sequences, built without a Python loop."""
+
+    def __init__(self, net: TigerNet, data: SplitData, max_history: int):
+        self.module = net
+        flat, offsets = data.train_sequences()
+        lengths = np.diff(offsets)
+        starts = np.repeat(offsets[:-1], lengths)
+        position = np.arange(len(flat)) - starts
+        keep = position >= 1  # a target needs at least one history item
+        self.flat = torch.from_numpy(flat.astype(np.int64))
+        self.target = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
+        self.start = torch.from_numpy(starts[keep].astype(np.int64))
+        self.window = torch.arange(max_history) - max_history
+
+    def num_examples(self) -> int:
+        return len(self.target)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        t, s = self.target[index], self.start[index]
+        idx = t[:, None] + self.window[None, :]
+        hist = torch.where(idx >= s[:, None], self.flat[idx.clamp(min=0)], PAD)
+        return hist.to(device), self.flat[t].to(device)
+
+    def loss(self, module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return module(*batch)
+
+
+class Tiger:
+    name: ClassVar[str] = "tiger"
+    Config = TigerConfig
+
+    def __init__(self, cfg: TigerConfig | None = None):
+        self.cfg = cfg or TigerConfig()
+        self.net_: TigerNet | None = None
+        self.trie_: PrefixTrie | None = None
+        self.codes_: torch.Tensor | None = None
+        self.max_history_: int = self.cfg.max_history
+        self.device_ = torch.device("cpu")
+        self.source_ = ""
+
+    def _build(self, codes: torch.Tensor, sizes: tuple[int, ...], device: torch.device) -> None:
+        self.codes_ = codes.long().cpu()
+        self.net_ = TigerNet(self.cfg, self.codes_, sizes).to(device)
+        self.trie_ = build_trie(self.codes_, sizes).to(device)
+        self.device_ = device
+
+    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
+        from genrec_bench.evaluate import validation_ndcg
+        from genrec_bench.training import train
+
+        start = time.perf_counter()
+        ids: SemanticIds = build_semantic_ids(data, self.cfg.tokenizer())
+        print(format_health(ids), file=sys.stderr)
+        if ids.codes.shape[0] != data.n_items:
+            raise GenrecError(f"semantic ids cover {ids.codes.shape[0]} items but the split has {data.n_items}")
+        self.source_ = ids.source
+        self.max_history_ = self.cfg.max_history or data.config.max_history
+        self._build(ids.codes, ids.sizes, resolve_device(cfg.device))
+        trainable = TrainingPrefixes(self.net_, data, self.max_history_)
+        sid_seconds = time.perf_counter() - start
+        report = train(trainable, cfg, self.device_,
+                       lambda: validation_ndcg(self, data, cfg.valid_users), workdir, label="tiger")
+        report.extra.update({
+            "history_encoding": self.cfg.history_encoding,
+            "paper_history_encoding": "tokens",
+            "preset": self.cfg.preset,
+            "model_sizes": {k: self.cfg.size(k) for k in PRESETS["paper"]},
+            "parameters": sum(p.numel() for p in self.net_.parameters()),
+            "semantic_ids": ids.source,
+            "sid_sizes": list(ids.sizes),
+            "sid_health": ids.health,
+            "sid_seconds": round(sid_seconds, 2),
+            "train_examples": trainable.num_examples(),
+            "max_history": self.max_history_,
+            "beam_width": self.cfg.beam_width,
+            "user_token": "none (paper: hashed user-id token)",
+        })
+        return report
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        if self.net_ is None or self.trie_ is None:
+            raise GenrecError("tiger model is not fitted")
+        net, was_training = self.net_, self.net_.training
+        net.eval()
+        hist = histories[:, -self.max_history_ :].to(self.device_)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
+                    else nullcontext())
+        with torch.inference_mode(), autocast:
+            enc_bsd, mask_bs = net.encode(hist)
+            decoder = FastDecoder(net, enc_bsd, mask_bs)
+            out = constrained_beam_search(decoder.level_step, self.trie_, len(hist),
+                                          beam=max(k, self.cfg.beam_width), k=k)
+        net.train(was_training)
+        return Ranked(items=out.items, scores=out.scores)
+
+    def save(self, path: Path) -> None:
+        if self.net_ is None:
+            raise GenrecError("tiger model is not fitted")
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"net": self.net_.state_dict(), "codes": self.codes_, "sizes": list(self.net_.sizes),
+                           "max_history": self.max_history_, "source": self.source_}, path / "state.pt")
+        atomic_write_json(path / "backend.json", {"name": self.name, "config": asdict(self.cfg)})
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> Tiger:
+        meta = json.loads((path / "backend.json").read_text())
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        model = cls(TigerConfig(**meta["config"]))
+        model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"))
+        model.net_.load_state_dict(state["net"])
+        model.net_.eval()
+        model.max_history_ = int(state["max_history"])
+        model.source_ = state["source"]
+        return model

@@ -1,0 +1,136 @@
+"""TIGER backend: fast decoder == T5 forward, fit -> recommend -> save -> load, config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+from genrec_bench.backends.base import create_backend
+from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet, TrainingPrefixes
+from genrec_bench.config import DataConfig, TrainConfig
+from genrec_bench.data.loaders import Interactions, ItemMeta
+from genrec_bench.data.split import make_split
+from genrec_bench.errors import GenrecError
+
+TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
+            sid_codebook=4, beam_width=6)
+
+
+def tiny_split(tmp_path: Path, n_users: int = 24, n_items: int = 15, length: int = 7):
+    """User u walks items u, u+1, ... (mod n_items): a pattern a model can learn."""
+    rows = [(f"u{u}", f"i{(u + j) % n_items}", float(j)) for u in range(n_users) for j in range(length)]
+    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Float64},
+                         orient="row").with_row_index("row")
+    source = tmp_path / "tiny.txt"
+    source.write_text("tiny\n")
+    inter = Interactions(frame=frame.select("user_id", "item_id", "timestamp", "row"), meta=ItemMeta(),
+                         source=source)
+    return make_split(inter, DataConfig(kcore=0), "tiny")
+
+
+def unique_codes(n: int, sizes: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.randperm(int(torch.tensor(sizes).prod()), generator=g)[:n]
+    digits = []
+    for size in reversed(sizes):
+        digits.append(flat % size)
+        flat = flat // size
+    return torch.stack(digits[::-1], dim=1)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("encoding", ["item_sum", "tokens"])
+def test_fast_decoder_matches_t5_forward(encoding):
+    torch.manual_seed(0)
+    sizes = (5, 4, 3)
+    codes = unique_codes(30, sizes)
+    net = TigerNet(TigerConfig(**{**TINY, "history_encoding": encoding}), codes, sizes).eval()
+    hist = torch.randint(0, 30, (3, 5))
+    hist[0, :3] = -1
+    enc, mask = net.encode(hist)
+    decoder = FastDecoder(net, enc, mask)
+    beams = 4
+    for t in range(3):
+        prefix = net.item_tokens[torch.randint(0, 30, (3, beams))][:, :, :t]
+        ours = decoder.logprobs(prefix)
+        ids = torch.cat([torch.zeros(3 * beams, 1, dtype=torch.long), prefix.reshape(3 * beams, t)], dim=1)
+        out = net.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(beams, 0)),
+                     attention_mask=mask.repeat_interleave(beams, 0), decoder_input_ids=ids)
+        ref = torch.log_softmax(out.logits[:, -1], dim=-1).view(3, beams, -1)
+        assert torch.allclose(ours, ref, atol=1e-4)
+
+
+def test_training_prefixes_are_every_prefix(tmp_path):
+    data = tiny_split(tmp_path)
+    sizes = (4, 4)
+    net = TigerNet(TigerConfig(**TINY), unique_codes(data.n_items, sizes), sizes)
+    prefixes = TrainingPrefixes(net, data, max_history=3)
+    flat, offsets = data.train_sequences()
+    assert prefixes.num_examples() == int(sum(n - 1 for n in (offsets[1:] - offsets[:-1])))
+    hist, target = prefixes.batch(torch.arange(prefixes.num_examples()), torch.device("cpu"))
+    seq0 = flat[offsets[0] : offsets[1]].tolist()  # first user's training part: 5 items
+    assert hist[:4].tolist() == [[-1, -1, seq0[0]], [-1, *seq0[:2]], seq0[:3], seq0[1:4]]
+    assert target[:4].tolist() == seq0[1:5]
+
+
+def test_fit_recommend_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    data = tiny_split(tmp_path)
+    model = Tiger(TigerConfig(**TINY))
+    report = model.fit(data, TrainConfig(epochs=3, batch_size=32, lr=3e-3, warmup_steps=0, patience=0,
+                                         device="cpu"), workdir=tmp_path / "work")
+    assert report.steps > 0 and report.best_valid is not None
+    assert report.extra["history_encoding"] == "item_sum" and report.extra["train_examples"] > 0
+    hist, _ = data.to_tensors("test")
+    k = 5
+    ranked = model.recommend(hist, k)
+    assert ranked.items.shape == (data.n_users, k) and ranked.scores.shape == (data.n_users, k)
+    assert ((ranked.items >= 0) & (ranked.items < data.n_items)).all()
+    assert all(len(set(row)) == k for row in ranked.items.tolist())
+    assert (ranked.scores[:, :-1] >= ranked.scores[:, 1:]).all()
+    # more than the catalogue: the list is padded with -1, never with invented items
+    padded = model.recommend(hist[:2], data.n_items + 3)
+    assert (padded.items[:, data.n_items :] == -1).all()
+    assert sorted(padded.items[0, : data.n_items].tolist()) == list(range(data.n_items))
+    model.save(tmp_path / "run")
+    loaded = Tiger.load(tmp_path / "run")
+    again = loaded.recommend(hist, k)
+    assert torch.equal(again.items, ranked.items)
+    assert torch.allclose(again.scores, ranked.scores)
+
+
+def test_tokens_encoding_trains(tmp_path):
+    torch.manual_seed(0)
+    data = tiny_split(tmp_path)
+    model = Tiger(TigerConfig(**{**TINY, "history_encoding": "tokens"}))
+    report = model.fit(data, TrainConfig(epochs=1, batch_size=64, device="cpu", warmup_steps=0))
+    assert report.extra["history_encoding"] == "tokens"
+    assert model.recommend(data.to_tensors("valid")[0][:4], 3).items.shape == (4, 3)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("beam_width", 0, "model.beam_width"),
+    ("history_encoding", "bag", "model.history_encoding"),
+    ("preset", "huge", "model.preset"),
+    ("d_model", -1, "model.d_model"),
+    ("sid_method", "kmeans", "model.sid_method"),
+    ("sid_codebook", 1, "model.sid_codebook"),
+])
+def test_config_validation(key, value, message):
+    with pytest.raises(GenrecError, match=message):
+        TigerConfig(**{key: value})
+
+
+def test_config_from_model_table_and_presets():
+    with pytest.raises(GenrecError, match="beam_widht"):
+        create_backend("tiger", {"beam_widht": 3})
+    backend = create_backend("tiger", {"preset": "paper", "d_ff": 256})
+    assert isinstance(backend, Tiger)
+    assert backend.cfg.size("encoder_layers") == 4 and backend.cfg.size("heads") == 6
+    assert backend.cfg.size("d_ff") == 256 and backend.cfg.size("dropout") == 0.1
+    t5 = backend.cfg.t5_config(100)
+    assert (t5.num_layers, t5.num_decoder_layers, t5.d_kv) == (4, 4, 64)
