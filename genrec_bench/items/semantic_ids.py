@@ -137,7 +137,7 @@ def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
     if not table:
         raise GenrecError(f"tokenizer method 'letter' needs precomputed semantic ids, but dataset "
                           f"'{data.name}' ships none; use method rkmeans or rqvae")
-    raw_ids = data.item_ids.astype(str)
+    raw_ids = [str(r) for r in data.item_ids]
     missing = [r for r in raw_ids if r not in table]
     if missing:
         raise GenrecError(f"precomputed semantic ids of dataset '{data.name}' miss {len(missing)} of "
@@ -152,9 +152,10 @@ def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
     for i, row in enumerate(rows):
         for level, token in enumerate(row):
             match = _LETTER_TOKEN.fullmatch(token)
-            if match is None:
+            expected = chr(ord("a") + level)
+            if match is None or match.group(1) != expected:
                 raise GenrecError(f"precomputed semantic id token {token!r} of item {raw_ids[i]!r} is not "
-                                  "of the form '<a_123>'")
+                                  f"of the form '<{expected}_123>' (level {level})")
             codes[i, level] = int(match.group(2))
     return codes, tuple(int(c) + 1 for c in codes.max(axis=0))
 
