@@ -1,0 +1,245 @@
+"""SASRec (Kang & McAuley, 2018): causal self-attention over the item history, next item at every step.
+
+Trained with full-softmax cross-entropy over the whole catalogue at every position (not the
+paper's one sampled negative with BPR): reproductions show it is the stronger and the more
+stable objective, and on CPU it costs one [T, d] x [d, N] product per batch. The item embedding
+is shared with the output layer; positions are learned and counted from the right, so the most
+recent item always has the last position, in training windows and in left-padded histories alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.config import TrainConfig, _check
+from genrec_bench.data.split import PAD, SplitData, _ranges
+from genrec_bench.errors import GenrecError
+from genrec_bench.ranking import topk_stable
+from genrec_bench.runtime import resolve_device
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """Defaults: the CPU-sized model that reproduces the paper's Beauty numbers (see the module docstring)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 1
+    dropout: float = 0.5
+    max_len: int = 0  # positions the model sees; 0 = the split's data.max_history
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.hidden) and self.hidden >= 1, "model.hidden", "an integer >= 1", self.hidden)
+        _check(_is_int(self.layers) and self.layers >= 1, "model.layers", "an integer >= 1", self.layers)
+        _check(_is_int(self.heads) and self.heads >= 1, "model.heads", "an integer >= 1", self.heads)
+        _check(self.hidden % self.heads == 0, "model.heads", f"a divisor of model.hidden={self.hidden}",
+               self.heads)
+        _check(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "model.dropout",
+               "a number in [0, 1)", self.dropout)
+        _check(_is_int(self.max_len) and self.max_len >= 0, "model.max_len",
+               "an integer >= 0 (0 = data.max_history)", self.max_len)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x_bwd: torch.Tensor, allowed_bww: torch.Tensor) -> torch.Tensor:
+        b, w, d = x_bwd.shape
+        # [B, W, 3D] -> 3 x [B, H, W, D/H]
+        q, k, v = self.qkv(x_bwd).view(b, w, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed_bww[:, None],
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, w, d))
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: the paper's layer order (normalise, attend, add; normalise, FFN, add)."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(hidden)
+        self.attn = CausalSelfAttention(hidden, heads, dropout)
+        self.ln2 = nn.LayerNorm(hidden)
+        self.ffn = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, hidden))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x_bwd: torch.Tensor, allowed_bww: torch.Tensor) -> torch.Tensor:
+        x_bwd = x_bwd + self.drop(self.attn(self.ln1(x_bwd), allowed_bww))
+        return x_bwd + self.drop(self.ffn(self.ln2(x_bwd)))
+
+
+class SASRecModule(nn.Module):
+    """Items [B, W] (pad = n_items, left-padded, W <= max_len) -> hidden states [B, W, D]."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: SASRecConfig):
+        super().__init__()
+        self.n_items, self.max_len = n_items, max_len
+        self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=n_items)  # last row = pad
+        self.pos = nn.Embedding(max_len, cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.hidden)
+        self.apply(_init_weights)
+
+    def forward(self, items_bw: torch.Tensor) -> torch.Tensor:
+        w = items_bw.shape[1]
+        real_bw = items_bw != self.n_items
+        # Position ids count from the right: the most recent item is always max_len - 1.
+        pos_w = torch.arange(self.max_len - w, self.max_len, device=items_bw.device)
+        x = self.item(items_bw) * math.sqrt(self.item.embedding_dim) + self.pos(pos_w)
+        x = self.drop(x) * real_bw[..., None]
+        # Causal over real keys; every position may see itself, so all-pad rows stay finite.
+        causal_ww = torch.ones(w, w, dtype=torch.bool, device=items_bw.device).tril()
+        allowed = causal_ww & (real_bw[:, None, :] | torch.eye(w, dtype=torch.bool, device=items_bw.device))
+        for block in self.blocks:
+            x = block(x, allowed) * real_bw[..., None]
+        return self.ln_f(x)
+
+    def logits(self, hidden_td: torch.Tensor) -> torch.Tensor:
+        """Scores over the catalogue with the shared item embedding (the pad row is not an item)."""
+        return hidden_td @ self.item.weight[: self.n_items].T
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+
+
+# --- training data -------------------------------------------------------------------------------
+
+def training_windows(flat: np.ndarray, offsets: np.ndarray, max_len: int) -> np.ndarray:
+    """Cut each training sequence into left-padded windows [n_windows, max_len + 1] (PAD = -1).
+
+    A window's first max_len columns are inputs and its last max_len columns the next-item targets,
+    so every item after a user's first is a target exactly once. Windows are cut from the most
+    recent end, so the newest items keep the longest context; sequences of one item give none.
+    """
+    lengths = np.diff(offsets)
+    per_user = np.where(lengths >= 2, (lengths - 2) // max_len + 1, 0)  # ceil((n - 1) / max_len)
+    user = np.repeat(np.arange(len(lengths)), per_user)
+    last = offsets[user] + lengths[user] - 1 - _ranges(per_user) * max_len  # index of the window's last item
+    first = np.maximum(offsets[user], last - max_len)
+    idx = last[:, None] - max_len + np.arange(max_len + 1)[None, :]
+    return np.where(idx >= first[:, None], flat[np.clip(idx, 0, None)], PAD).astype(np.int64)
+
+
+def trim_left(items_bw: torch.Tensor, pad: int) -> torch.Tensor:
+    """Drop leading columns that are padding in every row (left-padded batches share their tail)."""
+    real_w = (items_bw != pad).any(dim=0)
+    start = int(real_w.int().argmax()) if bool(real_w.any()) else items_bw.shape[1] - 1
+    return items_bw[:, start:]
+
+
+class _Windows:
+    """The `training.Trainable` view of SASRec: windows addressable by index, full-softmax loss."""
+
+    def __init__(self, module: SASRecModule, windows: torch.Tensor):
+        self.module = module
+        self.windows = windows  # [n, max_len + 1], pad = n_items
+
+    def num_examples(self) -> int:
+        return len(self.windows)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return trim_left(self.windows[index], self.module.n_items).to(device)
+
+    def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        inputs_bw, targets_bw = batch[:, :-1], batch[:, 1:]
+        hidden_bwd = module(inputs_bw)
+        # A target counts when its input is an item (then so is the target: windows are left-padded).
+        # Score only those: most window positions are padding on sparse data.
+        real = inputs_bw != self.module.n_items
+        logits_tn = self.module.logits(hidden_bwd[real])
+        return F.cross_entropy(logits_tn.float(), targets_bw[real])
+
+
+# --- the backend ---------------------------------------------------------------------------------
+
+class SASRec:
+    name: ClassVar[str] = "sasrec"
+    Config = SASRecConfig
+
+    def __init__(self, cfg: SASRecConfig | None = None):
+        self.cfg = cfg or SASRecConfig()
+        self.module_: SASRecModule | None = None
+        self.device_ = torch.device("cpu")
+
+    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
+        from genrec_bench.evaluate import validation_ndcg
+        from genrec_bench.training import train
+
+        max_len = self.cfg.max_len or data.config.max_history
+        self.device_ = resolve_device(cfg.device)
+        self.module_ = SASRecModule(data.n_items, max_len, self.cfg)
+        flat, offsets = data.train_sequences()
+        windows = torch.from_numpy(training_windows(flat, offsets, max_len))
+        windows[windows == PAD] = data.n_items
+        if len(windows) == 0:
+            raise GenrecError(f"dataset '{data.name}' has no training sequence of two or more items; "
+                              "SASRec needs at least one next-item pair")
+        report = train(_Windows(self.module_, windows), cfg, self.device_,
+                       lambda: validation_ndcg(self, data, cfg.valid_users), workdir, label="sasrec")
+        report.extra.update({"max_len": max_len, "windows": len(windows),
+                             "train_targets": int((windows[:, :-1] != data.n_items).sum()),
+                             "loss": "full_softmax_ce", "norm": "pre_ln"})
+        return report
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        module = self._fitted()
+        items_bw = histories[:, -module.max_len :].to(self.device_)
+        items_bw = trim_left(torch.where(items_bw < 0, module.n_items, items_bw), module.n_items)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
+                    else nullcontext())
+        with torch.inference_mode(), autocast:
+            module.eval()
+            scores_bn = module.logits(module(items_bw)[:, -1])
+        return topk_stable(scores_bn.float(), k)
+
+    def save(self, path: Path) -> None:
+        module = self._fitted()
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save({"module": module.state_dict(), "n_items": module.n_items, "max_len": module.max_len},
+                   path / "state.pt")
+        (path / "backend.json").write_text(json.dumps({"name": self.name, "config": asdict(self.cfg)}))
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> SASRec:
+        meta = json.loads((path / "backend.json").read_text())
+        model = cls(SASRecConfig(**meta["config"]))
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        model.module_ = SASRecModule(state["n_items"], state["max_len"], model.cfg)
+        model.module_.load_state_dict(state["module"])
+        model.device_ = device or torch.device("cpu")
+        model.module_.to(model.device_).eval()
+        return model
+
+    def _fitted(self) -> SASRecModule:
+        if self.module_ is None:
+            raise GenrecError("sasrec model is not fitted; call fit() or load() first")
+        return self.module_
