@@ -134,3 +134,26 @@ def test_config_from_model_table_and_presets():
     assert backend.cfg.size("d_ff") == 256 and backend.cfg.size("dropout") == 0.1
     t5 = backend.cfg.t5_config(100)
     assert (t5.num_layers, t5.num_decoder_layers, t5.d_kv) == (4, 4, 64)
+
+
+def test_recommend_agrees_with_transformers_generate(tmp_path):
+    """Same model, same users: our decoder and HF beam search with prefix constraints agree."""
+    torch.manual_seed(1)
+    data = tiny_split(tmp_path, n_users=30, n_items=30)
+    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3}))
+    model.fit(data, TrainConfig(epochs=2, batch_size=32, device="cpu", warmup_steps=0))
+    net, depth, k, beam = model.net_, len(model.net_.sizes), 4, 6
+    table: dict[tuple[int, ...], set[int]] = {}
+    for row in net.item_tokens.tolist():
+        for t in range(depth):
+            table.setdefault(tuple(row[:t]), set()).add(row[t])
+    hist, _ = data.to_tensors("test")
+    with torch.inference_mode():
+        out = net.t5.generate(**net.encoder_inputs(hist), num_beams=beam, num_return_sequences=k,
+                              max_new_tokens=depth, do_sample=False, length_penalty=0.0, use_cache=True,
+                              prefix_allowed_tokens_fn=lambda _b, ids: sorted(table[tuple(ids[1:].tolist())]),
+                              return_dict_in_generate=True, output_scores=True)
+    items = model.trie_.lookup(out.sequences[:, 1:] - net.offsets).view(-1, k)
+    ours = model.recommend(hist, k)
+    assert torch.equal(ours.items, items)
+    assert torch.allclose(ours.scores, out.sequences_scores.view(-1, k), atol=1e-4)
