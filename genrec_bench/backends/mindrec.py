@@ -1,0 +1,341 @@
+"""MindRec (Gao et al., arXiv 2511.12597): masked-diffusion generation of an item's coarse-to-fine
+path (category tokens, then identifier tokens), decoded by Diffusion Beam Search.
+
+The paper fine-tunes an 8B diffusion LLM; this backend trains a compact bidirectional Transformer
+encoder from scratch with the same objective, on `[history items | SEP | target path]`:
+t ~ U(0, 1) per example, p_mask = (1 - eps) t + eps, every target token masked independently
+(the history never is), cross-entropy on masked tokens weighted by 1 / p_mask, summed and divided
+by the number of target tokens. Position p of the target has its own vocabulary (the nodes of
+tree level p, or the codes of identifier level p), stored as one embedding table with
+per-position offsets; the output head is tied to it and restricted to the position's slice.
+
+Efficiency switches (recorded in `FitReport.extra`; see docs/mindrec.md for the paper setting):
+- each history item is ONE position (`history_repr = "codes"`: the sum of its path-token
+  embeddings; `"id_codes"` adds a learned item-id embedding) instead of the paper's text prompt;
+- `tokens_per_step > 1` commits several tokens per model call;
+- `beam_covers_k` widens the beam to k so every metric cut-off is filled (false = paper: exactly
+  `beam_width` beams, shorter lists padded with -1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.config import TrainConfig, _check
+from genrec_bench.data.split import PAD, SplitData
+from genrec_bench.decoding.diffusion_beam import (
+    ORDERS,
+    PathIndex,
+    SearchConfig,
+    build_path_index,
+    diffusion_beam_search,
+)
+from genrec_bench.errors import GenrecError
+from genrec_bench.items.category_tree import SOURCES as TREE_SOURCES
+from genrec_bench.items.category_tree import TreeConfig, build_category_tree, resolve_source
+from genrec_bench.items.features import item_features
+from genrec_bench.items.semantic_ids import METHODS, TokenizerConfig, build_semantic_ids, format_health
+from genrec_bench.runtime import atomic_torch_save, atomic_write_json, resolve_device
+
+HISTORY_REPRS = ("codes", "id_codes")
+# Beams x leaf-width cells one search call may hold; larger user batches are decoded in chunks.
+DECODE_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class MindRecConfig:
+    """`[model]` keys of MindRec; sizes default to a CPU-friendly model."""
+
+    tree_source: str = "auto"  # auto | named | subsumption | kmeans | none (no category tree)
+    tree_depth: int = 2
+    tree_branching: int = 16  # k-means trees only
+    tree_tolerance: float = 0.05  # subsumption trees only
+    sid_method: str = "rkmeans"  # rkmeans | rqvae | letter
+    sid_features: str = "auto"
+    sid_levels: int = 3
+    sid_codebook: int = 256
+    sid_seed: int = 0
+    history_repr: str = "codes"  # codes (sum of path-token embeddings) | id_codes (+ item-id embedding)
+    max_history: int = 0  # 0 = data.max_history
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    d_ff: int = 512
+    dropout: float = 0.1
+    eps: float = 0.5  # minimum masking probability; paper sweeps 0.4..0.7
+    beam_width: int = 10
+    beam_covers_k: bool = True
+    order: str = "confidence"  # confidence | left_to_right | random (identifier positions)
+    tokens_per_step: int = 1
+    diversity: float = 0.0
+    decode_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.tree_source in TREE_SOURCES, "model.tree_source", f"one of {', '.join(TREE_SOURCES)}",
+               self.tree_source)
+        _check(self.tree_depth >= 1, "model.tree_depth", "an integer >= 1 (tree_source = 'none' for no tree)",
+               self.tree_depth)
+        _check(self.tree_branching >= 2, "model.tree_branching", "an integer >= 2", self.tree_branching)
+        _check(0 <= self.tree_tolerance < 1, "model.tree_tolerance", "a number in [0, 1)", self.tree_tolerance)
+        _check(self.sid_method in METHODS, "model.sid_method", f"one of {', '.join(METHODS)}", self.sid_method)
+        _check(self.sid_levels >= 1, "model.sid_levels", "an integer >= 1", self.sid_levels)
+        _check(self.sid_codebook >= 2, "model.sid_codebook", "an integer >= 2", self.sid_codebook)
+        _check(self.history_repr in HISTORY_REPRS, "model.history_repr", f"one of {', '.join(HISTORY_REPRS)}",
+               self.history_repr)
+        _check(self.max_history >= 0, "model.max_history", "an integer >= 0 (0 = data.max_history)",
+               self.max_history)
+        for key in ("d_model", "layers", "heads", "d_ff", "beam_width", "tokens_per_step"):
+            _check(getattr(self, key) >= 1, f"model.{key}", "an integer >= 1", getattr(self, key))
+        _check(self.d_model % self.heads == 0, "model.heads", f"a divisor of d_model={self.d_model}", self.heads)
+        _check(0 <= self.dropout < 1, "model.dropout", "a number in [0, 1)", self.dropout)
+        _check(0 < self.eps <= 1, "model.eps", "a number in (0, 1]", self.eps)
+        _check(self.order in ORDERS, "model.order", f"one of {', '.join(ORDERS)}", self.order)
+        _check(self.diversity >= 0, "model.diversity", "a number >= 0", self.diversity)
+
+    def tokenizer(self) -> TokenizerConfig:
+        return TokenizerConfig(method=self.sid_method, features=self.sid_features, levels=self.sid_levels,
+                               codebook_size=self.sid_codebook, seed=self.sid_seed)
+
+    def tree(self) -> TreeConfig:
+        return TreeConfig(source=self.tree_source, depth=self.tree_depth, branching=self.tree_branching,
+                          tolerance=self.tree_tolerance, seed=self.sid_seed)
+
+
+# --- the objective (pure functions, unit-tested against a hand computation) ---------------------
+
+def corrupt_targets(targets_bp: torch.Tensor, eps: float,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask target tokens as in LLaDA: returns (noisy path with -1 = [MASK], masked [B, P], p_mask [B])."""
+    b, p = targets_bp.shape
+    t = torch.rand(b, generator=generator).to(targets_bp.device)
+    p_mask_b = (1 - eps) * t + eps
+    masked_bp = torch.rand(b, p, generator=generator).to(targets_bp.device) < p_mask_b[:, None]
+    return targets_bp.masked_fill(masked_bp, -1), masked_bp, p_mask_b
+
+
+def diffusion_loss(logits_bpv: torch.Tensor, targets_bp: torch.Tensor, masked_bp: torch.Tensor,
+                   p_mask_b: torch.Tensor) -> torch.Tensor:
+    """Mean over examples of sum_{masked} CE / p_mask, divided by the number of target tokens."""
+    b, p, v = logits_bpv.shape
+    ce_bp = F.cross_entropy(logits_bpv.float().reshape(b * p, v), targets_bp.reshape(-1),
+                            reduction="none").view(b, p)
+    ce_bp = torch.where(masked_bp, ce_bp, 0.0) / p_mask_b[:, None]
+    return (ce_bp.sum(dim=1) / p).mean()
+
+
+# --- the network --------------------------------------------------------------------------------
+
+class MindRecNet(nn.Module):
+    """Bidirectional encoder over [history items | SEP | target path]; logits per target position."""
+
+    def __init__(self, cfg: MindRecConfig, paths: torch.Tensor, sizes: tuple[int, ...], max_history: int):
+        super().__init__()
+        self.sizes = tuple(int(s) for s in sizes)
+        self.max_history = max_history
+        n_items, n_pos = paths.shape
+        vocab, vmax = sum(self.sizes), max(self.sizes)
+        offsets = torch.tensor([0, *np.cumsum(self.sizes)[:-1]], dtype=torch.long)
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.register_buffer("item_tokens", paths.long() + offsets)  # [N, P] global token ids
+        out_valid = torch.arange(vmax)[None, :] < torch.tensor(self.sizes)[:, None]  # [P, Vmax]
+        self.register_buffer("out_valid", out_valid, persistent=False)
+        self.register_buffer("out_index", torch.where(out_valid, offsets[:, None] + torch.arange(vmax), 0),
+                             persistent=False)
+        self.tok = nn.Embedding(vocab + n_pos, cfg.d_model)  # last P rows: per-position [MASK]
+        self.item = nn.Embedding(n_items, cfg.d_model) if cfg.history_repr == "id_codes" else None
+        self.pos = nn.Embedding(max_history + 1 + n_pos, cfg.d_model)
+        self.sep = nn.Parameter(torch.zeros(cfg.d_model))
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.d_ff, cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.out_bias = nn.Parameter(torch.zeros(vocab))
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        if self.item is not None:
+            nn.init.normal_(self.item.weight, std=0.02)
+
+    def forward(self, hist_bh: torch.Tensor, state_bp: torch.Tensor) -> torch.Tensor:
+        """Logits [B, P, Vmax] (-inf outside each position's vocabulary) for partial paths (-1 = mask)."""
+        b, h = hist_bh.shape
+        n_pos = state_bp.shape[1]
+        valid_bh = hist_bh >= 0
+        items = hist_bh.clamp(min=0)
+        hist_bhd = self.tok(self.item_tokens[items]).sum(dim=2)
+        if self.item is not None:
+            hist_bhd = hist_bhd + self.item(items)
+        hist_bhd = hist_bhd * valid_bh[:, :, None]
+        mask_ids = sum(self.sizes) + torch.arange(n_pos, device=state_bp.device)
+        target_ids = torch.where(state_bp >= 0, state_bp + self.offsets, mask_ids)
+        x = torch.cat([hist_bhd, self.sep.expand(b, 1, -1), self.tok(target_ids)], dim=1)
+        x = x + self.pos.weight[self.max_history - h : self.max_history + 1 + n_pos]
+        pad = torch.cat([~valid_bh, valid_bh.new_zeros(b, 1 + n_pos)], dim=1)
+        out_bpd = self.norm(self.encoder(x, src_key_padding_mask=pad)[:, h + 1 :])
+        weight_pvd = self.tok.weight[self.out_index]
+        logits = torch.einsum("bpd,pvd->bpv", out_bpd, weight_pvd) + self.out_bias[self.out_index]
+        return logits.float().masked_fill(~self.out_valid, float("-inf"))
+
+
+class DiffusionExamples:
+    """Every (history window, next item) pair of the training sequences, with masked-diffusion loss."""
+
+    def __init__(self, net: MindRecNet, data: SplitData, max_history: int, eps: float):
+        self.module = net
+        self.eps = eps
+        flat, offsets = data.train_sequences()
+        lengths = np.diff(offsets)
+        starts = np.repeat(offsets[:-1], lengths)
+        keep = np.arange(len(flat)) - starts >= 1  # a target needs at least one history item
+        self.flat = torch.from_numpy(flat.astype(np.int64))
+        self.target = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
+        self.start = torch.from_numpy(starts[keep].astype(np.int64))
+        self.window = torch.arange(max_history) - max_history
+
+    def num_examples(self) -> int:
+        return len(self.target)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        t, s = self.target[index], self.start[index]
+        idx = t[:, None] + self.window[None, :]
+        hist = torch.where(idx >= s[:, None], self.flat[idx.clamp(min=0)], PAD)
+        return hist.to(device), self.flat[t].to(device)
+
+    def loss(self, module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        hist, items = batch
+        targets = self.module.item_tokens[items] - self.module.offsets  # level-local paths [B, P]
+        state, masked, p_mask = corrupt_targets(targets, self.eps)
+        return diffusion_loss(module(hist, state), targets, masked, p_mask)
+
+
+# --- the backend --------------------------------------------------------------------------------
+
+class MindRec:
+    name: ClassVar[str] = "mindrec"
+    Config = MindRecConfig
+
+    def __init__(self, cfg: MindRecConfig | None = None):
+        self.cfg = cfg or MindRecConfig()
+        self.net_: MindRecNet | None = None
+        self.index_: PathIndex | None = None
+        self.paths_: torch.Tensor | None = None
+        self.depth_ = 0
+        self.max_history_ = self.cfg.max_history
+        self.device_ = torch.device("cpu")
+        self.info_: dict[str, Any] = {}
+
+    def _build(self, paths: torch.Tensor, sizes: tuple[int, ...], depth: int, device: torch.device) -> None:
+        self.paths_, self.depth_ = paths.long().cpu(), depth
+        self.index_ = build_path_index(self.paths_, sizes, depth)
+        self.net_ = MindRecNet(self.cfg, self.paths_, sizes, self.max_history_).to(device)
+        self.device_ = device
+
+    def item_paths(self, data: SplitData) -> tuple[torch.Tensor, tuple[int, ...], int]:
+        """Each item's target path: category path (coarse -> fine) then its unique semantic ID."""
+        ids = build_semantic_ids(data, self.cfg.tokenizer())
+        print(format_health(ids), file=sys.stderr)
+        tree_cfg = self.cfg.tree()
+        if tree_cfg.source in ("auto", "kmeans"):  # vectors are only built when k-means needs them
+            source = resolve_source(data, tree_cfg, np.zeros((data.n_items, 0)))
+            tree_cfg = replace(tree_cfg, source=source)
+        vectors = (item_features(data, self.cfg.sid_features, self.cfg.sid_seed) if tree_cfg.source == "kmeans"
+                   else None)
+        tree = build_category_tree(data, tree_cfg, vectors)
+        print(tree.format_stats(), file=sys.stderr)
+        if ids.codes.shape[0] != data.n_items or tree.paths.shape[0] != data.n_items:
+            raise GenrecError(f"semantic ids / category tree cover {ids.codes.shape[0]} / {tree.paths.shape[0]} "
+                              f"items but the split has {data.n_items}")
+        self.info_ = {"semantic_ids": ids.source, "sid_sizes": list(ids.sizes), "sid_health": ids.health,
+                      "tree_source": tree.source, "tree_sizes": list(tree.sizes), "tree_stats": tree.stats()}
+        paths = torch.cat([tree.paths.long(), ids.codes.long()], dim=1)
+        return paths, (*tree.sizes, *ids.sizes), tree.paths.shape[1]
+
+    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
+        from genrec_bench.evaluate import validation_ndcg
+        from genrec_bench.training import train
+
+        start = time.perf_counter()
+        paths, sizes, depth = self.item_paths(data)
+        self.max_history_ = self.cfg.max_history or data.config.max_history
+        self._build(paths, sizes, depth, resolve_device(cfg.device))
+        trainable = DiffusionExamples(self.net_, data, self.max_history_, self.cfg.eps)
+        prep_seconds = time.perf_counter() - start
+        report = train(trainable, cfg, self.device_, lambda: validation_ndcg(self, data, cfg.valid_users),
+                       workdir, label="mindrec")
+        report.extra.update({
+            **self.info_,
+            "history_repr": self.cfg.history_repr,
+            "paper_backbone": "LLaDA-8B-Instruct + LoRA, text prompt of the last 10 items",
+            "path_sizes": list(sizes),
+            "tree_depth": depth,
+            "max_leaf_items": self.index_.width,
+            "parameters": sum(p.numel() for p in self.net_.parameters()),
+            "train_examples": trainable.num_examples(),
+            "max_history": self.max_history_,
+            "prep_seconds": round(prep_seconds, 2),
+            "decoding": {"beam_width": self.cfg.beam_width, "beam_covers_k": self.cfg.beam_covers_k,
+                         "order": self.cfg.order, "tokens_per_step": self.cfg.tokens_per_step,
+                         "diversity": self.cfg.diversity},
+        })
+        return report
+
+    def search_config(self, k: int) -> SearchConfig:
+        beam = max(k, self.cfg.beam_width) if self.cfg.beam_covers_k else self.cfg.beam_width
+        return SearchConfig(beam_width=beam, order=self.cfg.order, tokens_per_step=self.cfg.tokens_per_step,
+                            diversity=self.cfg.diversity, seed=self.cfg.decode_seed)
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        if self.net_ is None or self.index_ is None:
+            raise GenrecError("mindrec model is not fitted")
+        net, was_training = self.net_, self.net_.training
+        net.eval()
+        search = self.search_config(k)
+        hist = histories[:, -self.max_history_ :].to(self.device_)
+        chunk = max(1, DECODE_CELLS // (search.beam_width * max(1, self.index_.width)))
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
+                    else nullcontext())
+        items, scores = [], []
+        with torch.inference_mode(), autocast:
+            for lo in range(0, len(hist), chunk):
+                part = hist[lo : lo + chunk]
+
+                def log_probs(users: torch.Tensor, state: torch.Tensor, part: torch.Tensor = part) -> torch.Tensor:
+                    return torch.log_softmax(net(part[users], state).float(), dim=2)
+
+                out = diffusion_beam_search(log_probs, self.index_, len(part), k, search, self.device_)
+                items.append(out.items)
+                scores.append(out.scores)
+        net.train(was_training)
+        return Ranked(items=torch.cat(items), scores=torch.cat(scores))
+
+    def save(self, path: Path) -> None:
+        if self.net_ is None:
+            raise GenrecError("mindrec model is not fitted")
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"net": self.net_.state_dict(), "paths": self.paths_, "sizes": list(self.net_.sizes),
+                           "depth": self.depth_, "max_history": self.max_history_}, path / "state.pt")
+        atomic_write_json(path / "backend.json", {"name": self.name, "config": asdict(self.cfg),
+                                                  "info": self.info_})
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> MindRec:
+        meta = json.loads((path / "backend.json").read_text())
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        model = cls(MindRecConfig(**meta["config"]))
+        model.max_history_ = int(state["max_history"])
+        model._build(state["paths"], tuple(state["sizes"]), int(state["depth"]), device or torch.device("cpu"))
+        model.net_.load_state_dict(state["net"])
+        model.net_.eval()
+        model.info_ = meta.get("info", {})
+        return model

@@ -1,0 +1,112 @@
+"""MindRec backend: fit -> recommend -> save -> load on tiny data, the network's vocabularies, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from genrec_bench.backends.base import create_backend
+from genrec_bench.backends.mindrec import MindRec, MindRecConfig, MindRecNet
+from genrec_bench.config import DataConfig, TrainConfig, from_dict, load_run_config
+from genrec_bench.data.loaders import Interactions, ItemMeta
+from genrec_bench.data.split import make_split
+from genrec_bench.errors import GenrecError
+from genrec_bench.evaluate import rank_targets
+from genrec_bench.metrics import summarise
+from genrec_bench.runtime import seed_everything
+
+TINY = dict(tree_branching=2, sid_levels=2, sid_codebook=4, d_model=32, layers=1, heads=2, d_ff=64, beam_width=5)
+TRAIN = TrainConfig(epochs=30, batch_size=32, lr=5e-3, warmup_steps=5, patience=0, eval_every=10, valid_users=24,
+                    device="cpu")
+CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
+
+
+def tiny_split(tmp_path: Path, n_users: int = 24, n_items: int = 15, length: int = 7):
+    """User u walks items u, u+1, ... (mod n_items): a pattern a model can learn."""
+    rows = [(f"u{u}", f"i{(u + j) % n_items}", float(j)) for u in range(n_users) for j in range(length)]
+    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Float64},
+                         orient="row").with_row_index("row")
+    source = tmp_path / "tiny.txt"
+    source.write_text("tiny\n")
+    inter = Interactions(frame=frame.select("user_id", "item_id", "timestamp", "row"), meta=ItemMeta(),
+                         source=source)
+    return make_split(inter, DataConfig(kcore=0), "tiny")
+
+
+@pytest.mark.parametrize("tree_source,order", [("auto", "confidence"), ("none", "random")])
+def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, order: str) -> None:
+    seed_everything(0)
+    data = tiny_split(tmp_path)
+    model = MindRec(MindRecConfig(**TINY, tree_source=tree_source, order=order))
+    report = model.fit(data, TRAIN)
+    assert report.extra["tree_depth"] == (0 if tree_source == "none" else 2)
+    assert report.extra["tree_source"] == ("none" if tree_source == "none" else "kmeans")
+    assert report.extra["history_repr"] == "codes" and report.best_valid is not None
+    hist, _ = data.to_tensors("test")
+    out = model.recommend(hist, 7)
+    assert out.items.shape == (data.n_users, 7)
+    for row in out.items:
+        real = row[row >= 0]
+        assert len(real) >= 1 and len(set(real.tolist())) == len(real) and (real < data.n_items).all()
+        assert (row[len(real):] == -1).all()  # -1 only as trailing padding
+    _, ranks = rank_targets(model, data, "test", 5, show_progress=False)
+    assert summarise(ranks, (5,))["hit@5"] > 0.6  # chance is 1/3 with 5 of 15 items
+    model.save(tmp_path / "run")
+    again = MindRec.load(tmp_path / "run")
+    back = again.recommend(hist, 7)
+    assert torch.equal(back.items, out.items) and torch.allclose(back.scores, out.scores)
+
+
+def test_greedy_returns_one_item_and_beam_covers_k_fills_lists(tmp_path: Path) -> None:
+    seed_everything(0)
+    data = tiny_split(tmp_path)
+    model = MindRec(MindRecConfig(**{**TINY, "beam_width": 1, "beam_covers_k": False}))
+    model.fit(data, TrainConfig(**{**TRAIN.__dict__, "epochs": 3, "eval_every": 3}))
+    hist, _ = data.to_tensors("test")
+    greedy = model.recommend(hist[:4], 5)
+    assert (greedy.items[:, 0] >= 0).all() and (greedy.items[:, 1:] == -1).all()
+    assert model.search_config(5).beam_width == 1
+    model.cfg = MindRecConfig(**{**TINY, "beam_width": 1, "tree_source": "auto"})
+    assert model.search_config(5).beam_width == 5
+
+
+def test_network_scores_only_each_positions_vocabulary() -> None:
+    torch.manual_seed(0)
+    sizes = (2, 3, 5)
+    paths = torch.tensor([[0, 1, 4], [1, 2, 0], [1, 0, 3], [0, 0, 1]])
+    for repr_ in ("codes", "id_codes"):
+        net = MindRecNet(MindRecConfig(**{**TINY, "history_repr": repr_}), paths, sizes, max_history=4).eval()
+        hist = torch.tensor([[-1, -1, 0, 1], [3, 2, 1, 0]])
+        logits = net(hist, torch.tensor([[-1, -1, -1], [1, -1, 2]]))
+        assert logits.shape == (2, 3, 5)
+        assert torch.isinf(logits[:, 0, 2:]).all() and torch.isinf(logits[:, 1, 3:]).all()
+        assert torch.isfinite(logits[:, 2]).all() and torch.isfinite(logits[:, 0, :2]).all()
+        # a shorter history window is aligned to the most recent slot, and padding changes nothing
+        short = net(hist[:1, 2:], torch.tensor([[-1, -1, -1]]))
+        torch.testing.assert_close(short, logits[:1], rtol=1e-4, atol=1e-4)
+    assert (net.item is not None) and sum(p.numel() for p in net.item.parameters()) == 4 * 32
+
+
+def test_config_validation_names_the_key() -> None:
+    for bad, key in [({"beam_width": 0}, "model.beam_width"), ({"order": "sideways"}, "model.order"),
+                     ({"eps": 0.0}, "model.eps"), ({"heads": 3}, "model.heads"),
+                     ({"tree_source": "magic"}, "model.tree_source"), ({"tokens_per_step": 0}, "model.tokens_per_step"),
+                     ({"diversity": -1.0}, "model.diversity"), ({"history_repr": "text"}, "model.history_repr")]:
+        with pytest.raises(GenrecError, match=key.replace(".", r"\.")):
+            create_backend("mindrec", bad)
+    with pytest.raises(GenrecError, match="beam_widht"):
+        create_backend("mindrec", {"beam_widht": 3})
+    with pytest.raises(GenrecError, match="not fitted"):
+        MindRec().recommend(torch.zeros(1, 3, dtype=torch.long), 5)
+
+
+@pytest.mark.parametrize("name", ["default", "no-tree", "left-to-right", "greedy"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    run = load_run_config(CONFIGS / f"mindrec-{name}.toml")
+    cfg = from_dict(MindRecConfig, run.model, "model")
+    expected = {"no-tree": ("tree_source", "none"), "left-to-right": ("order", "left_to_right"),
+                "greedy": ("beam_width", 1), "default": ("order", "confidence")}[name]
+    assert getattr(cfg, expected[0]) == expected[1]
