@@ -16,8 +16,8 @@ from genrec_bench.items.category_tree import (
     CategoryTree,
     TreeConfig,
     ancestor_chains,
+    brand_candidates,
     build_category_tree,
-    split_brands,
     subsumption_parents,
 )
 
@@ -102,62 +102,89 @@ def test_named_ordered_path_is_kept() -> None:
 
 # --- subsumption ---------------------------------------------------------------------------------
 
-def attribute_table() -> dict[str, list[int]]:
-    """S3-Rec layout: [brand] + category path elements (the root category first).
+def s3rec_table() -> dict[str, list[int]]:
+    """S3-Rec layout: [brand] + category paths without their root, coarse -> fine.
 
-    Hierarchy: 1 > {2 > 4, 3}; 5 > 6. Brands 100 (all its items inside 2), 101, 102.
-    Attribute 7 has 10 items, 9 inside 5 and one not: a child of 5 only at tolerance >= 0.1.
+    0 is on every list (a catalogue-wide category, like Sports' top one); brands 100-102;
+    hierarchy 1 > {2 > {4, 9}, 3 > 8} and 5 > 6 > 8, i.e. 8 is a name shared by two parents.
     """
-    rows = {}
-    for i in range(1, 7):
-        rows[str(i)] = [100, 1, 2, 4]  # 6 items 1>2>4 of brand 100
-    for i in range(7, 10):
-        rows[str(i)] = [100, 1, 2]  # brand 100 lies inside 2 at any tolerance
-    for i in range(10, 14):
-        rows[str(i)] = [101, 1, 3]
-    for i in range(14, 23):
-        rows[str(i)] = [102, 5, 6, 7]
-    rows["23"] = [1, 7]  # no brand; 7's one item outside 5
-    for i in range(24, 28):
-        rows[str(i)] = [5]  # no brand, root only
-    rows["28"] = [101, 5, 6]
-    rows["29"] = []  # no attributes at all
-    return rows
+    rows: list[list[int]] = (
+        [[100, 0, 1, 2, 4]] * 6 + [[100, 0, 1, 2]] * 3 + [[101, 0, 1, 3, 8]] * 4 + [[102, 0, 5, 6, 8]] * 3
+        + [[102, 0, 5, 6]] * 6 + [[0, 5]] * 4 + [[0, 1, 2, 9]] * 2
+        + [[9, 0, 1, 2, 9]]  # a brand whose id equals a category's: skipped before the path starts
+        + [[100, 0, 1, 2, 0, 5, 6]]  # two paths: the first is kept
+        + [[101, 0, 1, 3]] * 4  # 3 holds more items than its child 8, as parents do
+        + [[]]
+    )
+    return {str(i + 1): row for i, row in enumerate(rows)}
 
 
-def test_split_brands_on_the_s3rec_layout() -> None:
-    lists = list(attribute_table().values())
-    cats, brands = split_brands(lists)
-    assert brands.tolist() == [100, 101, 102]
-    assert not any(a >= 100 for x in cats for a in x)
-    # a table of tags (no id that only ever comes first) is left whole
-    tags = [[1, 2], [2, 1], [1, 3], [3, 2]]
-    assert split_brands(tags)[0] == tags and len(split_brands(tags)[1]) == 0
+def tag_table() -> dict[str, list[int]]:
+    """No brands, children listed BEFORE parents: hierarchy 1 > {2 > 4, 3}; 5 > 6.
+
+    7 has 10 items, 9 inside 5 and 6 and one (item 23) not: a child only at tolerance >= 0.1.
+    """
+    rows: list[list[int]] = ([[4, 2, 1]] * 6 + [[2, 1]] * 3 + [[3, 1]] * 4 + [[7, 6, 5]] * 9 + [[7, 1]]
+                             + [[5]] * 4 + [[6, 5]] + [[]])
+    return {str(i + 1): row for i, row in enumerate(rows)}
 
 
-def test_subsumption_recovers_hierarchy_without_brands() -> None:
-    data = make_data(29, ItemMeta(attributes=attribute_table()))
-    tree = build_category_tree(data, TreeConfig(depth=3, tolerance=0.05))
+def test_brand_candidates() -> None:
+    assert brand_candidates(list(s3rec_table().values())).tolist() == [100, 101, 102]
+    assert len(brand_candidates([[1, 2], [2, 1], [1, 3], [3, 2]])) == 0  # nothing only-first
+    # leaves listed first look like brands here; the tree builder rejects them (next tests)
+    assert brand_candidates(list(tag_table().values())).tolist() == [3, 4, 7]
+
+
+def test_s3rec_table_gives_listed_paths_without_brands() -> None:
+    data = make_data(35, ItemMeta(attributes=s3rec_table()))
+    tree = build_category_tree(data, TreeConfig(depth=3))
     check_structure(tree)
     assert tree.source == "subsumption"
     names = path_names(tree)
-    assert names[0] == ("attr:1", "attr:2", "attr:4")
-    assert names[6] == ("attr:1", "attr:2", NONE_NAME)
-    assert names[9] == ("attr:1", "attr:3", NONE_NAME)
-    assert names[13] == ("attr:5", "attr:6", NONE_NAME)  # 7 is a root at tolerance 0.05 ...
-    assert names[22] == ("attr:1", NONE_NAME, NONE_NAME)  # ... and not a child of 1 either
-    assert names[23] == ("attr:5", NONE_NAME, NONE_NAME)
-    assert names[28] == (NONE_NAME, NONE_NAME, NONE_NAME)
+    a = {i: f"attr:{i}" for i in range(10)}
+    assert names[0] == (a[1], a[2], a[4]) and names[6] == (a[1], a[2], NONE_NAME)
+    assert names[9] == (a[1], a[3], a[8]) and names[13] == (a[5], a[6], a[8])
+    assert names[16] == (a[5], a[6], NONE_NAME) and names[22] == (a[5], NONE_NAME, NONE_NAME)
+    assert names[26] == names[28] == (a[1], a[2], a[9])
+    assert names[29] == (a[1], a[2], NONE_NAME) and names[30] == (a[1], a[3], NONE_NAME)
+    assert names[34] == (NONE_NAME, NONE_NAME, NONE_NAME)
+    assert set(tree.names[0]) == {a[1], a[5], NONE_NAME}  # 0 covers the catalogue: not a level
     assert not any(n.startswith("attr:10") for level in tree.names for n in level)  # brands excluded
-    assert set(tree.names[0]) == {"attr:1", "attr:5", NONE_NAME}  # root 7 is no item's deepest chain
+    assert tree.names[2].count(a[8]) == 2  # the shared name is one node under each parent
+    assert tree.paths[9, 2] != tree.paths[13, 2]
+
+
+def test_leaf_first_table_uses_subsumption_chains() -> None:
+    data = make_data(29, ItemMeta(attributes=tag_table()))
+    tree = build_category_tree(data, TreeConfig(source="subsumption", depth=3, tolerance=0.05))
+    check_structure(tree)
+    names = path_names(tree)
+    a = {i: f"attr:{i}" for i in range(8)}
+    assert names[0] == (a[1], a[2], a[4])  # the leaves 3, 4, 7 were not taken for brands
+    assert names[6] == (a[1], a[2], NONE_NAME) and names[9] == (a[1], a[3], NONE_NAME)
+    assert names[13] == (a[5], a[6], NONE_NAME)  # 7 is a root at 5 % ...
+    assert names[22] == (a[7], NONE_NAME, NONE_NAME)  # ... and item 23 lists it first
+    assert names[23] == (a[5], NONE_NAME, NONE_NAME) and names[28] == (NONE_NAME,) * 3
+    assert set(tree.names[0]) == {a[1], a[5], a[7], NONE_NAME}
+
+
+def test_tolerance_admits_a_noisy_child() -> None:
+    data = make_data(29, ItemMeta(attributes=tag_table()))
+    tree = build_category_tree(data, TreeConfig(source="subsumption", depth=3, tolerance=0.1))
+    check_structure(tree)
+    names = path_names(tree)
+    assert names[13] == ("attr:5", "attr:6", "attr:7")
+    # item 23 has 7 but neither 6 nor 5: a path holds only the item's own attributes
+    assert names[22] == ("attr:1", NONE_NAME, NONE_NAME)
+    assert set(tree.names[0]) == {"attr:1", "attr:5", NONE_NAME}
 
 
 def test_subsumption_parents_follow_tolerance_and_specificity() -> None:
-    table = attribute_table()
-    cats, _ = split_brands(list(table.values()))
-    rows = np.repeat(np.arange(len(cats)), [len(x) for x in cats])
-    cols = np.array([a for x in cats for a in x])
-    inc = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(cats), 8))
+    lists = list(tag_table().values())
+    rows = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
+    cols = np.array([a for x in lists for a in x])
+    inc = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(lists), 8))
     strict = subsumption_parents(inc, 0.05)
     assert strict[[1, 2, 3, 4, 5, 6, 7]].tolist() == [-1, 1, 1, 2, -1, 5, -1]
     loose = subsumption_parents(inc, 0.1)
@@ -165,21 +192,8 @@ def test_subsumption_parents_follow_tolerance_and_specificity() -> None:
     assert ancestor_chains(loose)[7].tolist()[:3] == [5, 6, 7]
 
 
-def test_subsumption_tolerance_admits_a_noisy_child() -> None:
-    data = make_data(29, ItemMeta(attributes=attribute_table()))
-    tree = build_category_tree(data, TreeConfig(source="subsumption", depth=3, tolerance=0.1))
-    check_structure(tree)
-    names = path_names(tree)
-    # 7 (10 items, 1 outside 5 and 6) is now a child; 6 ties with 7 on size but comes first by id
-    assert names[13] == ("attr:5", "attr:6", "attr:7")
-    # item 23 carries 7 but not 6 or 5: its own chain is incomplete, so it keeps its complete root 1
-    assert names[22] == ("attr:1", NONE_NAME, NONE_NAME)
-    assert set(tree.names[0]) == {"attr:1", "attr:5", NONE_NAME}
-
-
 def test_subsumption_depth_one() -> None:
-    data = make_data(29, ItemMeta(attributes=attribute_table()))
-    tree = build_category_tree(data, TreeConfig(depth=1))
+    tree = build_category_tree(make_data(35, ItemMeta(attributes=s3rec_table())), TreeConfig(depth=1))
     check_structure(tree)
     assert [p[0] for p in path_names(tree)][:14] == ["attr:1"] * 13 + ["attr:5"]
 

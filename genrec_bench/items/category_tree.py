@@ -35,6 +35,9 @@ SOURCES = ("auto", "named", "subsumption", "kmeans", "none")
 # Brand-first layout (S3-Rec): detected when at least this share of items starts with an attribute
 # that never appears later in any list. Beauty 62 %, Sports 99 %, Toys 100 %; Yelp 0.2 %, LastFM 0 %.
 BRAND_FIRST_MIN_SHARE = 0.25
+# Lists are read as ordered paths when at least this share of (parent, child) pairs on an item lists
+# the parent first: S3-Rec Beauty 99.99 %, Toys 99.7 %, Sports 98.8 %; a bag in random order ~50 %.
+PATH_ORDER_MIN_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -211,32 +214,68 @@ def _rank_into_labels(item: np.ndarray, label: np.ndarray, n: int, depth: int) -
 
 # --- anonymous attributes: subsumption -----------------------------------------------------------
 
-def split_brands(lists: list[list[int]]) -> tuple[list[list[int]], np.ndarray]:
-    """Separate brand ids from category ids in S3-Rec attribute lists.
+def brand_candidates(lists: list[list[int]]) -> np.ndarray:
+    """Ids that only ever come FIRST in a list, when they start at least a quarter of the lists.
 
-    Rule: when the table has the brand-first layout, an attribute that appears only ever as the
-    FIRST element of a list is a brand; all other attributes are categories.
-
-    Why (S3-Rec builds each list as [brand if known] + every category path without its root, and
-    we checked the real files rather than trusting that): in Beauty_item2attributes.json 435 of
-    637 ids occur only in first position and start 7,492 of 12,101 lists; the other 202 ids are
-    category path elements. The 8 ids that are first in some list and later in others are 6 root
-    categories (items without a brand) and 2 brands whose name equals a category name (item 97 is
-    [439, 4, 21, 439]) - a string-mapped id we cannot split, but such an id is a category and its
-    chain is checked against the item's own attributes in `item_leaves`. No list ends with a
-    first-only id (so "the last id is the brand" is false), and no category's items lie inside a
-    first-only id's items (a brand never subsumes a category), while 249 of the 435 brands lie
-    within 5 % inside some category - left in, they would become spurious leaves. Sports (1,154
-    brand ids, 99 % of items) and Toys (658, 100 %) show the same layout. Tables without it (LastFM
-    tags: no first-only id; Yelp: 37 of 20,033 lists) are used whole.
+    They are brands when the remaining lists read as category paths (`subsumption_labels`
+    checks that). Why (S3-Rec builds each list as [brand if known] + every category path without
+    its root; we checked the real files rather than trusting that): in Beauty_item2attributes.json
+    435 of 637 ids occur only in first position and start 7,492 of 12,101 lists; without them the
+    lists are category paths (parents listed first in 21,018 of 21,020 pairs). The 8 ids that come
+    first in some lists and later in others are 6 top categories (items without a brand) and 2
+    brands whose name equals a category name (item 97 is [439, 4, 21, 439]): S3-Rec maps names to
+    ids, so these cannot be split and are read as categories. No list ends with a first-only id (so
+    "the last id is the brand" is false) and no category's items lie inside a first-only id's items
+    (a brand never subsumes a category), while 249 of the 435 lie within 5 % inside one category
+    and would become spurious leaves if kept. Sports (1,154 ids, 99 % of lists) and Toys (658,
+    100 %) have the same layout; LastFM tags (no first-only id) and Yelp (37 of 20,033 lists) do not.
+    Requiring path order of the rest keeps a table that lists leaves first from losing its leaves.
     """
     firsts = np.array([x[0] for x in lists if x], dtype=np.int64)
     later = np.array([a for x in lists for a in x[1:]], dtype=np.int64)
     only_first = np.setdiff1d(firsts, later)
-    if len(lists) == 0 or np.isin(firsts, only_first).sum() < BRAND_FIRST_MIN_SHARE * len(lists):
-        return lists, np.zeros(0, dtype=np.int64)
-    brands = set(only_first.tolist())
-    return [[a for a in x if a not in brands] for x in lists], only_first
+    if np.isin(firsts, only_first).sum() < BRAND_FIRST_MIN_SHARE * max(len(lists), 1):
+        return np.zeros(0, dtype=np.int64)
+    return only_first
+
+
+@dataclass(frozen=True)
+class AttributeTable:
+    """Flat (item, attribute) pairs in listed order and the hierarchy subsumption finds in them."""
+
+    item: np.ndarray  # [P] item index of each pair
+    attr: np.ndarray  # [P] compact attribute column
+    ids: np.ndarray  # [A] raw id of each column
+    parent: np.ndarray  # [A] parent column, -1 = root
+    path_order: float  # share of (parent, child) pairs listed parent first
+
+    @classmethod
+    def build(cls, lists: list[list[int]], tolerance: float) -> AttributeTable:
+        lengths = np.array([len(x) for x in lists], dtype=np.int64)
+        raw = np.array([a for x in lists for a in x], dtype=np.int64)
+        item = np.repeat(np.arange(len(lists)), lengths)
+        raw, item = drop_catalogue_attributes(raw, item, tolerance)
+        ids, attr = np.unique(raw, return_inverse=True)
+        attr = attr.reshape(-1)
+        incidence = sparse.csr_matrix((np.ones(len(attr)), (item, attr)), shape=(len(lists), len(ids)))
+        parent = subsumption_parents(incidence, tolerance)
+        return cls(item=item, attr=attr, ids=ids, parent=parent,
+                   path_order=listed_in_path_order(item, attr, parent))
+
+
+def drop_catalogue_attributes(attr: np.ndarray, item: np.ndarray, tolerance: float
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Remove attributes that (within `tolerance`) every attributed item carries.
+
+    Such an attribute is the catalogue itself, like the 'Beauty' root S3-Rec already strips: a
+    level with one node would cost the decoder a step and tell it nothing. Sports has one (on
+    98.9 % of items), Toys one (99.97 %), Beauty none.
+    """
+    pairs = np.unique(np.stack([item, attr], axis=1), axis=0)  # distinct (item, attr)
+    ids, n_items_of = np.unique(pairs[:, 1], return_counts=True)
+    catalogue = ids[n_items_of >= (1.0 - tolerance) * len(np.unique(item))]
+    keep = ~np.isin(attr, catalogue)
+    return attr[keep], item[keep]
 
 
 def subsumption_parents(incidence: sparse.csr_matrix, tolerance: float) -> np.ndarray:
@@ -256,7 +295,7 @@ def subsumption_parents(incidence: sparse.csr_matrix, tolerance: float) -> np.nd
     rank[order] = np.arange(n_attr)
     outside = count[:, None] - co  # [a, b] items of a not in b
     cand = (rank[None, :] < rank[:, None]) & (outside <= tolerance * count[:, None]) & (count[:, None] > 0)
-    best = np.where(cand, rank[None, :], -1).max(axis=1)
+    best = np.where(cand, rank[None, :], -1).max(axis=1, initial=-1)
     return np.where(best >= 0, order[np.clip(best, 0, None)], -1)
 
 
@@ -300,21 +339,89 @@ def item_leaves(item: np.ndarray, attr: np.ndarray, chains: np.ndarray, n_items:
     return leaves
 
 
-def subsumption_labels(data: SplitData, depth: int, tolerance: float) -> tuple[np.ndarray, list[str]]:
-    lists = [data.meta.attributes.get(str(i), []) for i in data.item_ids]
-    lists, _brands = split_brands(lists)
-    lengths = np.array([len(x) for x in lists], dtype=np.int64)
-    raw = np.array([a for x in lists for a in x], dtype=np.int64)
-    ids, attr = np.unique(raw, return_inverse=True)  # compact attribute columns
-    attr = attr.reshape(-1)
-    item = np.repeat(np.arange(len(lists)), lengths)
-    incidence = sparse.csr_matrix((np.ones(len(attr)), (item, attr)), shape=(len(lists), len(ids)))
-    chains = ancestor_chains(subsumption_parents(incidence, tolerance))
-    leaves = item_leaves(item, attr, chains, len(lists))
+def listed_in_path_order(item: np.ndarray, attr: np.ndarray, parent: np.ndarray) -> float:
+    """Share of (parent, child) pairs on one item where the item lists the parent first.
+
+    `item`/`attr` are the flat pairs in listed order. S3-Rec lists are their category paths
+    written coarse -> fine: Beauty 21,018 of 21,020 pairs, Toys 26,950 of 27,024, Sports 68,988 of
+    69,823 (its items carry more concatenated paths); a bag of tags in arbitrary order gives ~0.5.
+    """
+    n_attr = len(parent)
+    if n_attr == 0:
+        return 0.0
+    key = item * n_attr + attr
+    uniq, first = np.unique(key, return_index=True)  # first listed position of each (item, attr)
+    child_item, child_attr = uniq // n_attr, uniq % n_attr
+    par = parent[child_attr]
+    parent_key = child_item * n_attr + np.clip(par, 0, None)
+    at = np.clip(np.searchsorted(uniq, parent_key), 0, len(uniq) - 1)
+    both = (par >= 0) & (uniq[at] == parent_key)
+    if not both.any():
+        return 0.0
+    return float((first[at][both] < first[both]).mean())
+
+
+def first_path_labels(item: np.ndarray, attr: np.ndarray, parent: np.ndarray, n_items: int,
+                      depth: int) -> np.ndarray:
+    """[N, depth] labels: each item's first listed category path, in listed order.
+
+    Why the listed order and not the subsumption chain: S3-Rec maps category NAMES to ids, so a
+    name used under several parents is one id ('Face' under 'Skin Care' and under 'Makeup'), which
+    no single parent subsumes. In Beauty attribute 2 (2,546 items) lies 78 % inside 17 and 22 %
+    inside 1, so the chain rule makes it a false root and drops 17 from 1,980 paths; read in
+    listed order, [17, 2, 39, 87] is the path 17 > 2 > 39 > 87 and `assemble` gives '2 under 17'
+    and '2 under 1' separate nodes. Subsumption still finds where a path starts: a path begins
+    at a root attribute that begins some item's list (Beauty: 6 top categories; 26 of 12,101
+    items carry a second path, which is dropped). Ids listed before the first start (a brand that
+    shares a category's id, like 439 in [439, 4, 21, 439]) are skipped; repeats keep their first place.
+    """
+    counts = np.bincount(item, minlength=n_items)
+    starts_of_lists = np.unique(attr[np.cumsum(counts)[counts > 0] - counts[counts > 0]])
+    is_start = np.isin(attr, starts_of_lists[parent[starts_of_lists] < 0])
+    seg = _cumsum_per_item(is_start.astype(np.int64), item)
+    has_start = np.bincount(item, weights=is_start, minlength=n_items)[item] > 0
+    keep = np.where(has_start, seg == 1, seg == 0)
+    item, attr = item[keep], attr[keep]
+    _, first = np.unique(item * len(parent) + attr, return_index=True)
+    first = np.sort(first)  # drop repeats, keep listed order
+    return _rank_into_labels(item[first], attr[first], n_items, depth)
+
+
+def _cumsum_per_item(values: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Running sum of `values` restarted at every item (pairs grouped by item)."""
+    total = np.cumsum(values)
+    new_item = np.ones(len(item), dtype=bool)
+    new_item[1:] = item[1:] != item[:-1]
+    base = np.maximum.accumulate(np.where(new_item, total - values, 0))
+    return total - base
+
+
+def chain_labels(item: np.ndarray, attr: np.ndarray, parent: np.ndarray, n_items: int,
+                 depth: int) -> np.ndarray:
+    """[N, depth] labels: the subsumption chain of each item's leaf (see `item_leaves`)."""
+    chains = ancestor_chains(parent)
+    leaves = item_leaves(item, attr, chains, n_items)
     labels = np.where(leaves[:, None] >= 0, chains[np.clip(leaves, 0, None)], -1)[:, :depth]
-    if labels.shape[1] < depth:
-        labels = np.pad(labels, ((0, 0), (0, depth - labels.shape[1])), constant_values=-1)
-    return labels, [f"attr:{a}" for a in ids]
+    return np.pad(labels, ((0, 0), (0, depth - labels.shape[1])), constant_values=-1)
+
+
+def subsumption_labels(data: SplitData, depth: int, tolerance: float) -> tuple[np.ndarray, list[str]]:
+    """Labels from anonymous attributes: brands out, hierarchy by subsumption, one path per item.
+
+    When the table lists parents before children (S3-Rec), a path is read in listed order, which
+    keeps names shared by several parents apart; otherwise it is the subsumption chain.
+    """
+    lists = [data.meta.attributes.get(str(i), []) for i in data.item_ids]
+    brands = brand_candidates(lists)
+    table = None
+    if len(brands):
+        is_brand = set(brands.tolist())
+        table = AttributeTable.build([[a for a in x if a not in is_brand] for x in lists], tolerance)
+    if table is None or table.path_order < PATH_ORDER_MIN_SHARE:
+        table = AttributeTable.build(lists, tolerance)  # no brand-first layout: every id is a category
+    read = first_path_labels if table.path_order >= PATH_ORDER_MIN_SHARE else chain_labels
+    labels = read(table.item, table.attr, table.parent, len(lists), depth)
+    return labels, [f"attr:{a}" for a in table.ids]
 
 
 # --- no metadata: hierarchical k-means -----------------------------------------------------------
