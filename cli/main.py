@@ -75,8 +75,9 @@ def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option("--model", "-m", help="Backend: popularity, sasrec, tiger, mindrec.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create (or to resume).")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Backend: popularity, sasrec, tiger, mindrec "
+                                                                    "(not needed with --resume).")] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     fmt: FormatOpt = None,
@@ -103,7 +104,7 @@ def train(
       genrec-bench train --resume --out runs/sasrec   (after a crash or Ctrl-C)
     """
     from genrec_bench.config import load_run_config
-    from genrec_bench.pipeline import DataSource, train_run
+    from genrec_bench.pipeline import DataSource, train_run, train_run_resume
 
     overrides = list(set_ or [])
     if seed is not None:
@@ -111,9 +112,13 @@ def train(
     if device is not None:
         overrides.append(f'train.device="{device}"')
     cfg = load_run_config(config, overrides)
-    source = None if resume else DataSource(dataset, str(data) if data else None, fmt,
-                                            str(data_dir) if data_dir else None)
-    info = train_run(model, source, cfg, out, resume=resume)  # type: ignore[arg-type]
+    if resume:
+        info = train_run_resume(out)
+    else:
+        if model is None:
+            raise GenrecError("--model is required (popularity, sasrec, tiger, mindrec) unless --resume is given")
+        source = DataSource(dataset, str(data) if data else None, fmt, str(data_dir) if data_dir else None)
+        info = train_run(model, source, cfg, out)
     fit = info.get("fit", {})
     err.print(f"[green]trained[/green] {info['model']} on {info['dataset']} "
               f"({info['split']['users']} users, {info['split']['items']} items) in {fit.get('seconds', 0):.1f} s "
@@ -140,7 +145,11 @@ def eval_(
 
     if split not in ("test", "valid"):
         raise GenrecError(f"--split must be test or valid, got {split!r}")
+    from genrec_bench.runtime import is_main_process
+
     record = evaluate_run(run, split, _parse_ks(k), max_users, device, label)  # type: ignore[arg-type]
+    if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
+        return
     path = write_record(RunRecord(**record), results_dir(results))
     if as_json:
         _emit_json({k2: record[k2] for k2 in ("run_id", "model", "dataset", "split", "fingerprint", "seed", "metrics",

@@ -25,6 +25,7 @@ import torch
 
 from genrec_bench.backends.base import REGISTRY
 from genrec_bench.config import run_config_from_dict
+from genrec_bench.data.registry import DATASETS
 from genrec_bench.errors import GenrecError, did_you_mean
 from genrec_bench.pipeline import RUN_FILE, DataSource, evaluate_run, load_split, train_run
 from genrec_bench.progress import progress_bar
@@ -133,6 +134,16 @@ def expand(suite: Suite) -> Iterator[Job]:
                 yield Job(suite.name, dataset, spec, seed, suite.split, cfg)
 
 
+def source_for(dataset: str, data_dir: str | None) -> DataSource:
+    """A suite's dataset entry: a registered name, or a path to an interaction file."""
+    if dataset.lower() in DATASETS:
+        return DataSource(dataset, data_dir=data_dir)
+    if Path(dataset).is_file():
+        return DataSource(path=dataset)
+    raise GenrecError(f"suite dataset '{dataset}' is neither a registered dataset"
+                      f"{did_you_mean(dataset.lower(), list(DATASETS))} nor an existing file")
+
+
 @contextmanager
 def job_lock(root: Path, key: str) -> Iterator[bool]:
     """Non-blocking per-job lock (flock): False means another process is running this job.
@@ -167,7 +178,7 @@ def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
         info_path = run_dir / RUN_FILE
         resume = info_path.exists()
         if not (resume and '"status": "complete"' in info_path.read_text()):
-            train_run(job.spec.model, DataSource(job.dataset, data_dir=data_dir), cfg, run_dir, resume=resume)
+            train_run(job.spec.model, source_for(job.dataset, data_dir), cfg, run_dir, resume=resume)
         record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite)  # type: ignore[arg-type]
         write_record(RunRecord(**record), root)
         return "done"
@@ -183,9 +194,10 @@ def run_suite(suite: Suite, root: Path, jobs: int = 1, data_dir: Path | None = N
     for job in pending:
         if job.dataset not in fingerprints:
             cfg = run_config_from_dict(job.config)
-            fingerprints[job.dataset] = load_split(DataSource(job.dataset, data_dir=dd), cfg).fingerprint
+            fingerprints[job.dataset] = load_split(source_for(job.dataset, dd), cfg).fingerprint
         job.fingerprint = fingerprints[job.dataset]
-        job.key = run_key(job.spec.model, job.spec.label, job.dataset, job.split, job.fingerprint, job.seed,
+        job.key = run_key(job.spec.model, job.spec.label, source_for(job.dataset, dd).name, job.split,
+                          job.fingerprint, job.seed,
                           run_config_from_dict(job.config).to_dict())
     done_keys = {record_key(r) for r in load_records(root)[0]}
     todo = [j for j in pending if j.key not in done_keys]

@@ -75,11 +75,7 @@ def train_run(model: str, source: DataSource, cfg: RunConfig, out: Path, resume:
             raise GenrecError("run directory already holds a finished run; choose another --out", path=out)
         raise GenrecError("run directory holds an unfinished run; continue it with --resume", path=out)
     if resume:
-        if not info_path.exists():
-            raise GenrecError("nothing to resume: no run.json", path=out)
         previous = _read_run_info(out)
-        model, source = previous["model"], DataSource(**previous["source"])
-        cfg = run_config_from_dict(previous["config"], str(info_path))
     backend = create_backend(model, cfg.model)
     set_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
@@ -100,6 +96,15 @@ def train_run(model: str, source: DataSource, cfg: RunConfig, out: Path, resume:
         info.update(status="complete", fit=asdict(report), finished=_now())
         atomic_write_json(info_path, info)
     return info
+
+
+def train_run_resume(out: Path) -> dict[str, Any]:
+    """Continue the run in `out` with its recorded model, data and config, from its last checkpoint."""
+    info = _read_run_info(out)
+    if info.get("status") == "complete":
+        raise GenrecError("run already finished; nothing to resume", path=out)
+    cfg = run_config_from_dict(info["config"], str(Path(out) / RUN_FILE))
+    return train_run(info["model"], DataSource(**info["source"]), cfg, out, resume=True)
 
 
 def _now() -> str:

@@ -1,0 +1,102 @@
+"""End-to-end CLI tests on a tiny file: train -> eval -> recommend -> report, and the error paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from genrec_bench.cli.main import main
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["genrec-bench", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_eval_recommend_report(seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--model", "popularity", "--data", str(seq_file), "--out", str(run)],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+    code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5"], capsys, monkeypatch)
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result["metrics"]) == {"hit@1", "ndcg@1", "hit@5", "ndcg@5", "mrr"}
+    assert Path(result["record"]).exists()
+
+    code, out, err = run_cli(["recommend", "--run", str(run), "--history", "1 2", "--k", "3", "--json"],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    items = json.loads(out)["items"]
+    assert len(items) == 3 and all(set(i) == {"item", "score"} for i in items)
+
+    code, out, err = run_cli(["report", "--format", "markdown"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "popularity" in out and "|" in out
+
+    code, out, err = run_cli(["report", "--format", "json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["train", "--model", "popularity", "--dataset", "beautty", "--out", "x"], "did you mean: beauty"),
+        (["train", "--model", "popularty", "--dataset", "beauty", "--out", "x"], "did you mean: popularity"),
+        (["train", "--model", "popularity", "--out", "x"], "exactly one of --dataset NAME or --data PATH"),
+        (["train", "--model", "popularity", "--dataset", "beauty", "--set", "train.epohcs=2", "--out", "x"],
+         "did you mean: epochs"),
+        (["eval", "--run", "nowhere"], "not a run directory"),
+    ],
+)
+def test_errors_are_one_line(args, pattern, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2
+    assert pattern in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_recommend_rejects_unknown_items_and_bad_k(seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert run_cli(["train", "-m", "popularity", "--data", str(seq_file), "-o", str(run)], capsys, monkeypatch)[0] == 0
+    code, _, err = run_cli(["recommend", "--run", str(run), "--history", "1 nope"], capsys, monkeypatch)
+    assert code == 2 and "unknown item id(s) in --history: nope" in err
+    code, _, err = run_cli(["recommend", "--run", str(run), "--history", "1", "--k", "999"], capsys, monkeypatch)
+    assert code == 2 and "--k must be between 1 and the catalogue size" in " ".join(err.split())
+
+
+def test_run_from_another_version_and_corrupt_checkpoint(seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert run_cli(["train", "-m", "popularity", "--data", str(seq_file), "-o", str(run)], capsys, monkeypatch)[0] == 0
+    (run / "model" / "state.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run_cli(["eval", "--run", str(run)], capsys, monkeypatch)
+    assert code == 2 and "corrupt" in err
+    info = json.loads((run / "run.json").read_text())
+    info["schema"] = 99
+    (run / "run.json").write_text(json.dumps(info))
+    code, _, err = run_cli(["eval", "--run", str(run)], capsys, monkeypatch)
+    assert code == 2 and "schema 99" in err
+
+
+def test_datasets_json(capsys, monkeypatch):
+    code, out, _ = run_cli(["datasets", "--json"], capsys, monkeypatch)
+    assert code == 0
+    names = {d["name"] for d in json.loads(out)["datasets"]}
+    assert {"beauty", "instruments", "ml-100k"} <= names
+
+
+def test_help_teaches_with_examples(capsys, monkeypatch):
+    code, out, _ = run_cli(["train", "--help"], capsys, monkeypatch)
+    assert code == 0 and "Examples" in out and "--resume" in out
