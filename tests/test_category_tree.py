@@ -235,6 +235,14 @@ def test_kmeans_depth_three_small_clusters() -> None:
     assert leaf_items.min() >= 1
 
 
+def test_kmeans_with_duplicate_vectors_keeps_only_real_clusters() -> None:
+    vectors = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]]), [7, 3], axis=0)  # 2 distinct points
+    tree = build_category_tree(make_data(10), TreeConfig(source="kmeans", depth=2, branching=4), vectors)
+    check_structure(tree)
+    assert tree.sizes == (2, 2)  # no empty cluster becomes a node
+    assert sorted(np.bincount(tree.paths[:, 1].numpy()).tolist()) == [3, 7]
+
+
 def test_auto_falls_back_to_kmeans_and_needs_vectors() -> None:
     tree = build_category_tree(make_data(120), TreeConfig(branching=4), blobs())
     assert tree.source == "kmeans"

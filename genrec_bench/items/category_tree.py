@@ -9,8 +9,10 @@ so the tree has three sources:
   path). Names are ordered coarse -> fine by global frequency (more items = coarser, ties keep
   the listed order): for an unordered bag of names this is the only sensible order, and for a
   true path it reproduces the listed order, since every item under a child also lists the parent.
-* ``subsumption`` - anonymous attribute ids (S3-Rec ``item2attributes``, Amazon 2014): the
-  hierarchy is recovered from the item sets, see `subsumption_parents` and `split_brands`.
+* ``subsumption`` - anonymous attribute ids (S3-Rec ``item2attributes``, Amazon 2014): brands
+  are set apart (`brand_candidates`), the hierarchy is recovered from the item sets
+  (`subsumption_parents`), and each item's path is its listed category path when the table lists
+  parents first (`first_path_labels`), else its subsumption chain (`item_leaves`).
 * ``kmeans`` - no metadata (Amazon 2018): hierarchical k-means over item vectors.
 
 Whatever the source, node ids are level-local and every node has exactly one parent (the same
@@ -21,6 +23,7 @@ than `depth` continue with a ``<none>`` child of their last real node, one per p
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -432,6 +435,7 @@ def kmeans_labels(vectors: np.ndarray, depth: int, branching: int, seed: int) ->
     Labels are global cluster ids; a cluster's name is its path of local indices ('k3.11').
     """
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     n = vectors.shape[0]
     labels = np.full((n, depth), -1, dtype=np.int64)
@@ -440,13 +444,12 @@ def kmeans_labels(vectors: np.ndarray, depth: int, branching: int, seed: int) ->
     for d in range(depth):
         next_groups = []
         for members, prefix in groups:  # one k-means per parent cluster, not per item
-            k = min(branching, len(members))
-            if k <= 1:
-                local = np.zeros(len(members), dtype=np.int64)
-                k = 1
-            else:
-                km = KMeans(n_clusters=k, n_init=3, random_state=seed + d).fit(vectors[members])
-                local = km.labels_.astype(np.int64)
+            local = np.zeros(len(members), dtype=np.int64)
+            if len(members) > 1:
+                with warnings.catch_warnings():  # duplicate vectors leave clusters empty; they are skipped
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    km = KMeans(n_clusters=min(branching, len(members)), n_init=3, random_state=seed + d)
+                    local = km.fit(vectors[members]).labels_.astype(np.int64)
             sep = "" if d == 0 else "."
             for c in np.unique(local):
                 labels[members[local == c], d] = len(vocab)
