@@ -8,7 +8,8 @@ so the tree has three sources:
 * ``named`` - category names per item (Yelp ``description``, MovieLens genres, or an ordered
   path). Names are ordered coarse -> fine by global frequency (more items = coarser, ties keep
   the listed order): for an unordered bag of names this is the only sensible order, and for a
-  true path it reproduces the listed order, since every item under a child also lists the parent.
+  true path it reproduces the listed order, since every item under a child also lists the parent
+  (unless one name is used under several parents and outnumbers one of them).
 * ``subsumption`` - anonymous attribute ids (S3-Rec ``item2attributes``, Amazon 2014): brands
   are set apart (`brand_candidates`), the hierarchy is recovered from the item sets
   (`subsumption_parents`), and each item's path is its listed category path when the table lists
@@ -39,12 +40,14 @@ SOURCES = ("auto", "named", "subsumption", "kmeans", "none")
 # that never appears later in any list. Beauty 62 %, Sports 99 %, Toys 100 %; Yelp 0.2 %, LastFM 0 %.
 BRAND_FIRST_MIN_SHARE = 0.25
 # Lists are read as ordered paths when at least this share of (parent, child) pairs on an item lists
-# the parent first: S3-Rec Beauty 99.99 %, Toys 99.7 %, Sports 98.8 %; a bag in random order ~50 %.
+# the parent first: S3-Rec Beauty 99.99 %, Toys 99.5 %, Sports 98.5 %; a bag in random order ~50 %.
 PATH_ORDER_MIN_SHARE = 0.95
 
 
 @dataclass(frozen=True)
 class TreeConfig:
+    """How the tree is built; `depth` fixes the number of category tokens in every target path."""
+
     source: str = "auto"  # auto | named | subsumption | kmeans | none
     depth: int = 2  # category levels in every path (shallow paths padded with <none>)
     branching: int = 16  # children per node for hierarchical k-means
@@ -65,6 +68,8 @@ class TreeConfig:
 
 @dataclass(frozen=True)
 class CategoryTree:
+    """Every item's category path as level-local node ids, plus the parent of every node."""
+
     paths: torch.Tensor  # [N, D] int64; paths[:, d] in [0, sizes[d]) - level-local node ids
     sizes: tuple[int, ...]  # number of nodes per level
     parents: tuple[torch.Tensor, ...]  # parents[d-1][j] = level d-1 id of node j at level d, d = 1..D-1
@@ -271,8 +276,8 @@ def drop_catalogue_attributes(attr: np.ndarray, item: np.ndarray, tolerance: flo
     """Remove attributes that (within `tolerance`) every attributed item carries.
 
     Such an attribute is the catalogue itself, like the 'Beauty' root S3-Rec already strips: a
-    level with one node would cost the decoder a step and tell it nothing. Sports has one (on
-    98.9 % of items), Toys one (99.97 %), Beauty none.
+    level with one node would cost the decoder a step and tell it nothing. Sports and Toys each
+    have one (id 2, on every item with a category), Beauty none.
     """
     pairs = np.unique(np.stack([item, attr], axis=1), axis=0)  # distinct (item, attr)
     ids, n_items_of = np.unique(pairs[:, 1], return_counts=True)
@@ -346,8 +351,8 @@ def listed_in_path_order(item: np.ndarray, attr: np.ndarray, parent: np.ndarray)
     """Share of (parent, child) pairs on one item where the item lists the parent first.
 
     `item`/`attr` are the flat pairs in listed order. S3-Rec lists are their category paths
-    written coarse -> fine: Beauty 21,018 of 21,020 pairs, Toys 26,950 of 27,024, Sports 68,988 of
-    69,823 (its items carry more concatenated paths); a bag of tags in arbitrary order gives ~0.5.
+    written coarse -> fine: Beauty 21,018 of 21,020 pairs, Toys 14,572 of 14,643, Sports 44,590 of
+    45,251 (its items carry more concatenated paths); a bag of tags in arbitrary order gives ~0.5.
     """
     n_attr = len(parent)
     if n_attr == 0:
@@ -371,12 +376,13 @@ def first_path_labels(item: np.ndarray, attr: np.ndarray, parent: np.ndarray, n_
     Why the listed order and not the subsumption chain: S3-Rec maps category NAMES to ids, so a
     name used under several parents is one id ('Face' under 'Skin Care' and under 'Makeup'), which
     no single parent subsumes. In Beauty attribute 2 (2,546 items) lies 78 % inside 17 and 22 %
-    inside 1, so the chain rule makes it a false root and drops 17 from 1,980 paths; read in
-    listed order, [17, 2, 39, 87] is the path 17 > 2 > 39 > 87 and `assemble` gives '2 under 17'
-    and '2 under 1' separate nodes. Subsumption still finds where a path starts: a path begins
-    at a root attribute that begins some item's list (Beauty: 6 top categories; 26 of 12,101
-    items carry a second path, which is dropped). Ids listed before the first start (a brand that
-    shares a category's id, like 439 in [439, 4, 21, 439]) are skipped; repeats keep their first place.
+    inside 1, so the chain rule makes it one of 12 roots and leaves 17 off 1,647 of its 3,814
+    items' paths (40 % of all paths differ); read in listed order, [17, 2, 39, 87] is the path
+    17 > 2 > 39 > 87 and `assemble` makes '2 under 17' and '2 under 1' separate nodes.
+    Subsumption still finds where a path starts: at a root attribute that begins some item's list
+    (Beauty: the 6 top categories). Only the first path is kept (a second one: Beauty 2 of 12,101
+    items, Toys 81 of 11,924, Sports 2,195 of 18,357). Ids listed before the first start (a brand
+    sharing a category's id, like 439 in [439, 4, 21, 439]) are skipped; repeats keep their first place.
     """
     counts = np.bincount(item, minlength=n_items)
     starts_of_lists = np.unique(attr[np.cumsum(counts)[counts > 0] - counts[counts > 0]])
