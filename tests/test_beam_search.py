@@ -31,7 +31,7 @@ class ToyModel(nn.Module):
         self.emb = nn.Parameter(torch.randn(depth, vocab, dim, generator=g))
         self.out = nn.Parameter(torch.randn(depth, dim, vocab, generator=g) * 2)
 
-    def forward(self, prefix_bwt: torch.Tensor) -> torch.Tensor:
+    def forward(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
         b, w, t = prefix_bwt.shape
         h = self.user[:, None, :].expand(b, w, -1)
         for level in range(t):
@@ -89,13 +89,33 @@ def test_masks_invalid_tokens_even_when_model_prefers_them():
     codes = torch.tensor([[0, 0], [1, 2]])
     trie = build_trie(codes, (3, 3))
 
-    def step(prefix_bwt: torch.Tensor) -> torch.Tensor:  # loves code 2 at level 0 and code 1 at level 1
+    def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
+        """Loves code 2 at level 0 and code 1 at level 1, both invalid continuations."""
         b, w, t = prefix_bwt.shape
         logits = torch.tensor([0.0, 0.0, 10.0]) if t == 0 else torch.tensor([0.0, 10.0, 0.0])
         return torch.log_softmax(logits, 0).expand(b, w, 3)
 
     out = constrained_beam_search(step, trie, batch_size=2, beam=3, k=3)
     assert out.items[0].tolist()[:2] in ([0, 1], [1, 0]) and out.items[0, 2] == -1
+
+
+@torch.no_grad()
+def test_parent_indices_describe_the_prefixes():
+    """Each beam's prefix minus its last code is the prefix of the beam `parent_bw` names."""
+    codes, trie, model = setup(50, (4, 5, 6), batch=3, seed=4)
+    seen: list[torch.Tensor] = []
+
+    def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
+        if parent_bw is None:
+            assert prefix_bwt.shape[2] == 0
+        else:
+            before = seen[-1].gather(1, parent_bw[:, :, None].expand(-1, -1, prefix_bwt.shape[2] - 1))
+            assert torch.equal(before, prefix_bwt[:, :, :-1])
+        seen.append(prefix_bwt)
+        return model(prefix_bwt)
+
+    constrained_beam_search(step, trie, batch_size=3, beam=7, k=7)
+    assert len(seen) == 3
 
 
 def test_beam_narrower_than_k_is_an_error():

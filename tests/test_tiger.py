@@ -45,6 +45,7 @@ def unique_codes(n: int, sizes: tuple[int, ...], seed: int = 0) -> torch.Tensor:
 @torch.no_grad()
 @pytest.mark.parametrize("encoding", ["item_sum", "tokens"])
 def test_fast_decoder_matches_t5_forward(encoding):
+    """Cached incremental steps with reordered beams give the T5 forward's log-probabilities."""
     torch.manual_seed(0)
     sizes = (5, 4, 3)
     codes = unique_codes(30, sizes)
@@ -52,16 +53,24 @@ def test_fast_decoder_matches_t5_forward(encoding):
     hist = torch.randint(0, 30, (3, 5))
     hist[0, :3] = -1
     enc, mask = net.encode(hist)
-    decoder = FastDecoder(net, enc, mask)
+    cached, fresh = FastDecoder(net, enc, mask), FastDecoder(net, enc, mask)
     beams = 4
+    tokens = net.item_tokens[torch.randint(0, 30, (3, beams))]  # [B, W, L]
+    prefix = tokens[:, :1, :0]
+    parent = None
     for t in range(3):
-        prefix = net.item_tokens[torch.randint(0, 30, (3, beams))][:, :, :t]
-        ours = decoder.logprobs(prefix)
-        ids = torch.cat([torch.zeros(3 * beams, 1, dtype=torch.long), prefix.reshape(3 * beams, t)], dim=1)
-        out = net.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(beams, 0)),
-                     attention_mask=mask.repeat_interleave(beams, 0), decoder_input_ids=ids)
-        ref = torch.log_softmax(out.logits[:, -1], dim=-1).view(3, beams, -1)
+        if t:  # each beam extends a random beam of the previous step by a new token
+            parent = torch.randint(0, prefix.shape[1], (3, beams))
+            prefix = torch.cat([prefix.gather(1, parent[:, :, None].expand(-1, -1, t - 1)),
+                                tokens[:, :, t - 1 : t]], dim=2)
+        ours = cached.logprobs(prefix, parent)
+        w = prefix.shape[1]
+        ids = torch.cat([torch.zeros(3 * w, 1, dtype=torch.long), prefix.reshape(3 * w, t)], dim=1)
+        out = net.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(w, 0)),
+                     attention_mask=mask.repeat_interleave(w, 0), decoder_input_ids=ids)
+        ref = torch.log_softmax(out.logits[:, -1], dim=-1).view(3, w, -1)
         assert torch.allclose(ours, ref, atol=1e-4)
+        assert torch.allclose(fresh.logprobs(prefix, None), ref, atol=1e-4)
 
 
 def test_training_prefixes_are_every_prefix(tmp_path):

@@ -149,10 +149,11 @@ class TigerNet(nn.Module):
 class FastDecoder:
     """T5 decoder log-probabilities for [B, W] beams that share each user's encoder output.
 
-    Reuses the trained T5 weights; computes each layer's cross-attention keys/values once per user
-    and lets all W beams of a user query them as one block of W*t positions. No KV cache for the
-    self-attention: the target is only L tokens long, so re-running the prefix is cheaper than
-    reordering caches. `tests/test_tiger.py` checks it against the T5 forward.
+    Reuses the trained T5 weights, and differs from `generate` in two ways that matter on a CPU:
+    each layer's cross-attention keys/values are computed once per user (not once per beam), the
+    W beams of a user querying them as one block of W*n positions; and the self-attention
+    key/value cache is reordered by the beam search's parent indices, so each step runs only the
+    new token. `tests/test_tiger.py` checks it against the T5 forward and against `generate`.
     """
 
     def __init__(self, net: TigerNet, enc_bsd: torch.Tensor, mask_bs: torch.Tensor):
@@ -162,7 +163,6 @@ class FastDecoder:
         self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
         self.scale_out = cfg.d_model**-0.5 if getattr(cfg, "scale_decoder_outputs", True) else 1.0
         b, s, _ = enc_bsd.shape
-        self.batch = b
         neg = torch.finfo(enc_bsd.dtype).min
         self.cross_mask = torch.zeros(b, 1, 1, s, dtype=enc_bsd.dtype, device=enc_bsd.device).masked_fill(
             (mask_bs == 0)[:, None, None, :], neg)
@@ -172,29 +172,44 @@ class FastDecoder:
             k = attn.k(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
             v = attn.v(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
             self.cross_kv.append((k, v))
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer [B*W, H, T, d_kv]
 
-    def logprobs(self, prefix_bwt: torch.Tensor) -> torch.Tensor:
-        """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes."""
+    def logprobs(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes.
+
+        With `parent_bw` (beam of the previous call each beam extends) only the newest token is run
+        through the decoder; without it the whole prefix is, and the cache is rebuilt.
+        """
         b, w, t = prefix_bwt.shape
-        start = prefix_bwt.new_full((b, w, 1), PAD_TOKEN)
-        ids_nt = torch.cat([start, prefix_bwt], dim=2).view(b * w, t + 1)
-        x = self.t5.decoder.embed_tokens(ids_nt)  # [B*W, T, d]
-        T = t + 1
-        self_attn0 = self.t5.decoder.block[0].layer[0].SelfAttention
-        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        bias_1htt = self_attn0.compute_bias(T, T, device=x.device).to(x.dtype)
-        bias_1htt = bias_1htt.masked_fill(~causal, torch.finfo(x.dtype).min)
-        for block, (ck, cv) in zip(self.t5.decoder.block, self.cross_kv, strict=True):
+        if parent_bw is None or not self.cache:
+            start = prefix_bwt.new_full((b, w, 1), PAD_TOKEN)
+            ids_nq = torch.cat([start, prefix_bwt], dim=2).view(b * w, t + 1)
+            self.cache = []
+        else:
+            rows = (parent_bw + torch.arange(b, device=parent_bw.device)[:, None] * (self.cache[0][0].shape[0] // b))
+            self.cache = [(k[rows.view(-1)], v[rows.view(-1)]) for k, v in self.cache]
+            ids_nq = prefix_bwt[:, :, -1].reshape(b * w, 1)
+        x = self.t5.decoder.embed_tokens(ids_nq)  # [B*W, q new positions, d]
+        q_len, total = ids_nq.shape[1], t + 1
+        bias = self.t5.decoder.block[0].layer[0].SelfAttention.compute_bias(total, total, device=x.device)
+        causal = torch.ones(total, total, dtype=torch.bool, device=x.device).tril()
+        bias_1hqt = bias.masked_fill(~causal, torch.finfo(bias.dtype).min)[:, :, total - q_len :]
+        new_cache = []
+        for i, (block, (ck, cv)) in enumerate(zip(self.t5.decoder.block, self.cross_kv, strict=True)):
             sa, ca, ff = block.layer
             h = sa.layer_norm(x)
             q, k, v = (self._heads(proj(h)) for proj in (sa.SelfAttention.q, sa.SelfAttention.k, sa.SelfAttention.v))
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias_1htt.to(q.dtype), scale=1.0)
-            x = x + sa.SelfAttention.o(att.transpose(1, 2).reshape(b * w, T, -1))
-            h = ca.layer_norm(x).view(b, w * T, -1)  # all beams of a user query the user's encoder states
+            if self.cache:
+                k, v = torch.cat([self.cache[i][0], k], dim=2), torch.cat([self.cache[i][1], v], dim=2)
+            new_cache.append((k, v))
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias_1hqt.to(q.dtype), scale=1.0)
+            x = x + sa.SelfAttention.o(att.transpose(1, 2).reshape(b * w, q_len, -1))
+            h = ca.layer_norm(x).view(b, w * q_len, -1)  # all beams of a user query the user's encoder states
             q = self._heads(ca.EncDecAttention.q(h))
             att = F.scaled_dot_product_attention(q, ck, cv, attn_mask=self.cross_mask.to(q.dtype), scale=1.0)
-            x = x + ca.EncDecAttention.o(att.transpose(1, 2).reshape(b, w * T, -1)).view(b * w, T, -1)
+            x = x + ca.EncDecAttention.o(att.transpose(1, 2).reshape(b, w * q_len, -1)).view(b * w, q_len, -1)
             x = x + ff.DenseReluDense(ff.layer_norm(x))
+        self.cache = new_cache
         last = self.t5.decoder.final_layer_norm(x[:, -1]) * self.scale_out
         return torch.log_softmax(self.t5.lm_head(last).float(), dim=-1).view(b, w, -1)
 
@@ -202,11 +217,11 @@ class FastDecoder:
         n, t, _ = x.shape
         return x.view(n, t, self.heads, self.d_kv).transpose(1, 2)
 
-    def level_step(self, prefix_bwt: torch.Tensor) -> torch.Tensor:
+    def level_step(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
         """Step function for `constrained_beam_search`: level-local prefixes -> level-local log-probs."""
         t = prefix_bwt.shape[2]
         sizes, offsets = self.net.sizes, self.net.offsets
-        logp = self.logprobs(prefix_bwt + offsets[:t])
+        logp = self.logprobs(prefix_bwt + offsets[:t], parent_bw)
         lo = int(offsets[t])
         level = logp[:, :, lo : lo + sizes[t]]
         width = max(sizes)

@@ -1,10 +1,12 @@
 """Trie-constrained beam search, batched over users and beams, as a pure function over tensors.
 
-The model is hidden behind a step function `step(prefix_bwt) -> logp_bwv`: given the level-local
-code prefixes of W beams for each of B users ([B, W, t], t = codes chosen so far) it returns the
-log-probabilities of the next code ([B, W, V], V = the trie's vocabulary width). Keeping the
-search ignorant of the model lets the same code decode TIGER, a toy table model in the tests, or
-any other autoregressive generator over a catalogue of code tuples.
+The model is hidden behind a step function `step(prefix_bwt, parent_bw) -> logp_bwv`: given the
+level-local code prefixes of W beams for each of B users ([B, W, t], t = codes chosen so far) it
+returns the log-probabilities of the next code ([B, W, V], V = the trie's vocabulary width).
+`parent_bw` says which beam of the previous call each beam extends (None on the first call), so a
+model can reorder a key/value cache instead of re-reading the prefix; a model without a cache
+ignores it. Keeping the search ignorant of the model lets the same code decode TIGER, a toy model
+in the tests, or any other autoregressive generator over a catalogue of code tuples.
 
 Each step is one gather into the trie table, one mask and one top-k over W*V candidates, so the
 cost is independent of Python-level beam bookkeeping. Scores accumulate in float32 whatever
@@ -22,7 +24,8 @@ import torch
 
 from genrec_bench.decoding.trie import NO_NODE, PrefixTrie
 
-StepFn = Callable[[torch.Tensor], torch.Tensor]  # prefix [B, W, t] int64 -> log-probs [B, W, V]
+# (prefix [B, W, t] int64, parent [B, W] int64 | None) -> log-probs [B, W, V]
+StepFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -41,9 +44,10 @@ def constrained_beam_search(step: StepFn, trie: PrefixTrie, batch_size: int, bea
     nodes_bw = torch.zeros(b, 1, dtype=torch.long, device=device)  # every user starts at the root
     scores_bw = torch.zeros(b, 1, dtype=torch.float32, device=device)
     prefix_bwt = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
+    parent_bw: torch.Tensor | None = None
     for _ in range(trie.depth):
         w = nodes_bw.shape[1]
-        logp_bwv = step(prefix_bwt).float()
+        logp_bwv = step(prefix_bwt, parent_bw).float()
         child_bwv = trie.next_nodes(nodes_bw)
         cand_bwv = torch.where(child_bwv >= 0, scores_bw[:, :, None] + logp_bwv, float("-inf"))
         width = min(beam, w * v)
@@ -66,12 +70,12 @@ def exhaustive_search(step: StepFn, codes: torch.Tensor, batch_size: int, k: int
     n, depth = codes.shape
     codes_bnl = codes.long()[None].expand(batch_size, n, depth)
     total_bn = torch.zeros(batch_size, n, dtype=torch.float32, device=codes.device)
+    same_bn = torch.arange(n, device=codes.device).expand(batch_size, n)  # every beam extends itself
     for level in range(depth):
-        logp_bnv = step(codes_bnl[:, :, :level]).float()
+        logp_bnv = step(codes_bnl[:, :, :level], same_bn if level else None).float()
         total_bn += logp_bnv.gather(2, codes_bnl[:, :, level : level + 1])[:, :, 0]
-    items_bn = torch.arange(n, device=codes.device).expand(batch_size, n)
     order = torch.sort(total_bn, dim=1, descending=True, stable=True).indices
-    return _finish(items_bn.gather(1, order), total_bn.gather(1, order),
+    return _finish(same_bn.gather(1, order), total_bn.gather(1, order),
                    codes_bnl.gather(1, order[:, :, None].expand(-1, -1, depth)), k)
 
 
