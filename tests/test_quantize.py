@@ -84,3 +84,24 @@ def test_dead_codes_move_onto_residuals() -> None:
     assert torch.equal(book0[[0, 2]], torch.zeros(2, 2))  # used codes stay
     assert any(torch.equal(book0[1], residuals[b, 0]) for b in range(3))  # dead code = a level-0 residual
     assert torch.equal(book1, torch.zeros(2, 2))
+
+
+def test_spread_last_level_hand_computed() -> None:
+    codes = np.array([[0, 1], [0, 1], [0, 2], [1, 1]])
+    dist = np.array([[9.0, 0, 1, 2], [9, 0, 9, 9], [9, 9, 0, 9], [0, 9, 9, 9]])
+    out = Q.spread_last_level(codes, dist)
+    # Items 0 and 1 collide on (0, 1); the cheapest distinct assignment in prefix 0 moves item 0 to 3
+    # (cost 2) rather than to 2, which would push item 2 off its own code (cost 1 + 9).
+    assert out[:, 1].tolist() == [3, 1, 2, 1]
+    assert np.array_equal(out[:, 0], codes[:, 0])
+    assert np.array_equal(Q.spread_last_level(out, dist), out)  # nothing collides: unchanged
+
+
+def test_spread_removes_collisions_of_residual_kmeans() -> None:
+    x, _ = blobs(n_per=3)
+    x[1] = x[0]  # exact duplicates can only be separated by spreading
+    plain, _ = Q.residual_kmeans(x, levels=2, codebook_size=4, seed=0)
+    spread, _ = Q.residual_kmeans(x, levels=2, codebook_size=4, seed=0, spread=True)
+    assert len(np.unique(plain, axis=0)) < len(x)
+    assert len(np.unique(spread, axis=0)) == len(x)  # each blob (3 items) fits in the 4 last codes
+    assert np.array_equal(plain[:, 0], spread[:, 0])

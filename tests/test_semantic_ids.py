@@ -141,3 +141,14 @@ def test_format_health_reports_collisions() -> None:
     codes, size = dedup_level(torch.tensor([[0, 0], [0, 0], [1, 2]]))
     ids = SemanticIds(codes, (2, 3, size), health_report(np.array([[0, 0], [0, 0], [1, 2]]), (2, 3)), "x")
     assert "66.7% items collide (max 2 per tuple)" in format_health(ids)
+
+
+def test_spread_last_level_separates_identical_items(tmp_path: Path) -> None:
+    data = tiny_split(tmp_path, meta())  # 12 distinct attribute sets over 24 items: pairs are identical
+    plain = build_semantic_ids(data, TokenizerConfig(features="attributes", levels=2, codebook_size=8), cache=False)
+    spread = build_semantic_ids(data, TokenizerConfig(features="attributes", levels=2, codebook_size=8,
+                                                      spread_last_level=True), cache=False)
+    assert plain.health["collision_rate"] == 1.0 and plain.sizes[-1] == 2
+    assert spread.health["collision_rate"] == 0.0 and spread.sizes[-1] == 1
+    assert spread.source == "rkmeans(attributes,spread)"
+    assert torch.equal(plain.codes[:, 0], spread.codes[:, 0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from torch import nn
 
@@ -20,8 +21,11 @@ def n_clusters(x: np.ndarray, codebook_size: int) -> int:
 
 
 def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, n_init: int = 1,
-                        max_iter: int = 100) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Codes [N, levels] int64 and each level's centres [k_l, d] (k_l clamped on small data)."""
+                        max_iter: int = 100, spread: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes [N, levels] int64 and each level's centres [k_l, d] (k_l clamped on small data).
+
+    `spread` applies `spread_last_level` to the last level's assignment.
+    """
     residual = np.asarray(x, dtype=np.float64).copy()
     codes = np.zeros((len(residual), levels), dtype=np.int64)
     centres = []
@@ -29,15 +33,47 @@ def fit_residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: in
         k = n_clusters(residual, codebook_size)
         km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed + level).fit(residual)
         codes[:, level] = km.labels_
-        residual -= km.cluster_centers_[km.labels_]
+        if spread and level == levels - 1:
+            codes = spread_last_level(codes, _sq_dist(residual, km.cluster_centers_))
+        residual -= km.cluster_centers_[codes[:, level]]
         centres.append(km.cluster_centers_)
     return codes, centres
 
 
+def _sq_dist(x_nd: np.ndarray, c_kd: np.ndarray) -> np.ndarray:
+    return (x_nd**2).sum(1)[:, None] - 2 * x_nd @ c_kd.T + (c_kd**2).sum(1)[None, :]
+
+
+def spread_last_level(codes: np.ndarray, dist_nk: np.ndarray) -> np.ndarray:
+    """Give items that would share a whole tuple distinct last-level codes, as close as possible.
+
+    LC-Rec's "uniform semantic mapping" idea: nearest-centre codes leave groups of similar items on
+    one tuple, and the de-dup token that then separates them carries no meaning. Within each prefix
+    group that has a collision, a minimum-distance assignment (Hungarian, over the group's rows of
+    `dist_nk`) gives every item its own last code; a group larger than the codebook keeps the rest
+    on their nearest codes, for the de-dup level. Returns new codes [N, L]; the loop runs over
+    colliding groups only (a few hundred on a 12k-item catalogue).
+    """
+    out = codes.copy()
+    _, tuple_id, tuple_size = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    colliding = tuple_size[tuple_id.reshape(-1)] > 1
+    if not colliding.any():
+        return out
+    if codes.shape[1] == 1:
+        group = np.zeros(len(codes), dtype=np.int64)  # no prefix: the whole catalogue is one group
+    else:
+        group = np.unique(codes[:, :-1], axis=0, return_inverse=True)[1].reshape(-1)
+    for g in np.unique(group[colliding]):
+        members = np.flatnonzero(group == g)
+        rows, cols = linear_sum_assignment(dist_nk[members])
+        out[members[rows], -1] = cols
+    return out
+
+
 def residual_kmeans(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, n_init: int = 1,
-                    max_iter: int = 100) -> tuple[np.ndarray, tuple[int, ...]]:
+                    max_iter: int = 100, spread: bool = False) -> tuple[np.ndarray, tuple[int, ...]]:
     """Codes [N, levels] int64 and the number of clusters used per level."""
-    codes, centres = fit_residual_kmeans(x, levels, codebook_size, seed, n_init, max_iter)
+    codes, centres = fit_residual_kmeans(x, levels, codebook_size, seed, n_init, max_iter, spread)
     return codes, tuple(len(c) for c in centres)
 
 
@@ -83,8 +119,11 @@ class RQVAE(nn.Module):
 
 def rqvae(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, latent_dim: int = 32,
           hidden_dim: int = 256, epochs: int = 60, batch_size: int = 256, lr: float = 1e-3,
-          beta: float = 0.25) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Train an RQ-VAE on `x` and return codes [N, levels] int64 and the codebook size per level."""
+          beta: float = 0.25, spread: bool = False) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Train an RQ-VAE on `x` and return codes [N, levels] int64 and the codebook size per level.
+
+    `spread` applies `spread_last_level` to the final assignment (distances in latent space).
+    """
     x_nd = torch.as_tensor(np.asarray(x, dtype=np.float32))
     n = len(x_nd)
     gen = torch.Generator().manual_seed(seed)
@@ -113,8 +152,12 @@ def rqvae(x: np.ndarray, levels: int, codebook_size: int, seed: int = 0, latent_
         _reset_dead_codes(model, used, residuals, gen)
     model.eval()
     with torch.inference_mode():
-        codes, _, _ = model.quantise(model.encoder(x_nd))
-    return codes.numpy().astype(np.int64), tuple(len(book) for book in model.codebooks)
+        codes, _, residuals_nld = model.quantise(model.encoder(x_nd))
+        codes_nl = codes.numpy().astype(np.int64)
+        if spread:
+            last = model.codebooks[-1]
+            codes_nl = spread_last_level(codes_nl, (torch.cdist(residuals_nld[:, -1], last) ** 2).numpy())
+    return codes_nl, tuple(len(book) for book in model.codebooks)
 
 
 def _reset_dead_codes(model: RQVAE, used: list[torch.Tensor], residuals_bld: torch.Tensor,

@@ -41,6 +41,9 @@ class TokenizerConfig:
     levels: int = 3  # quantisation levels before the de-dup level (ignored by letter)
     codebook_size: int = 256  # ignored by letter
     seed: int = 0
+    # Not in TIGER: give items that would share a tuple distinct nearest free last-level codes (LC-Rec)
+    # instead of leaving them to the meaningless de-dup token alone.
+    spread_last_level: bool = False
     kmeans_n_init: int = 1
     kmeans_max_iter: int = 100
     rqvae_latent_dim: int = 32
@@ -166,7 +169,7 @@ def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True
         source, key = "letter", f"{VERSION}|letter|{_letter_digest(data)}"
     else:
         parts = resolve_spec(data, cfg.features)
-        source = f"{cfg.method}({'+'.join(parts)})"
+        source = f"{cfg.method}({'+'.join(parts)}{',spread' if cfg.spread_last_level else ''})"
         key = f"{VERSION}|{FEATURES_VERSION}|{feature_key(data, parts, cfg.seed)}|{dataclasses.asdict(cfg)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cache_dir() / "semantic_ids"
@@ -194,10 +197,11 @@ def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True
 def _quantise(feats: np.ndarray, cfg: TokenizerConfig) -> tuple[np.ndarray, tuple[int, ...]]:
     if cfg.method == "rkmeans":
         return quantize.residual_kmeans(feats, cfg.levels, cfg.codebook_size, cfg.seed, cfg.kmeans_n_init,
-                                        cfg.kmeans_max_iter)
+                                        cfg.kmeans_max_iter, cfg.spread_last_level)
     return quantize.rqvae(feats, cfg.levels, cfg.codebook_size, cfg.seed, latent_dim=cfg.rqvae_latent_dim,
                           hidden_dim=cfg.rqvae_hidden_dim, epochs=cfg.rqvae_epochs,
-                          batch_size=cfg.rqvae_batch_size, lr=cfg.rqvae_lr, beta=cfg.rqvae_beta)
+                          batch_size=cfg.rqvae_batch_size, lr=cfg.rqvae_lr, beta=cfg.rqvae_beta,
+                          spread=cfg.spread_last_level)
 
 
 def _letter_digest(data: SplitData) -> str:
