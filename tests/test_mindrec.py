@@ -90,6 +90,20 @@ def test_network_scores_only_each_positions_vocabulary() -> None:
     assert (net.item is not None) and sum(p.numel() for p in net.item.parameters()) == 4 * 32
 
 
+def test_cached_history_decoding_equals_the_full_forward() -> None:
+    torch.manual_seed(0)
+    sizes = (3, 4, 4)
+    paths = torch.tensor([[i % 3, i % 4, i // 4] for i in range(12)])
+    net = MindRecNet(MindRecConfig(**{**TINY, "layers": 2}), paths, sizes, max_history=5).eval()
+    hist = torch.tensor([[-1, -1, -1, 0, 1], [3, 2, 1, 0, 7], [-1, 9, 8, 1, 2]])
+    users = torch.tensor([0, 2, 2, 1, 0])
+    state = torch.tensor([[-1, -1, -1], [1, -1, 2], [0, 3, -1], [-1, -1, 0], [2, 1, 1]])
+    cached = net.decode(net.encode_prefix(hist), users, state)  # prefix computed once per user
+    torch.testing.assert_close(cached, net(hist[users], state), rtol=1e-4, atol=1e-4)
+    net.cache_history = False  # paper setting: the history also attends to the target
+    assert not torch.allclose(net(hist[users], state), cached, atol=1e-3)
+
+
 def test_config_validation_names_the_key() -> None:
     for bad, key in [({"beam_width": 0}, "model.beam_width"), ({"order": "sideways"}, "model.order"),
                      ({"eps": 0.0}, "model.eps"), ({"heads": 3}, "model.heads"),

@@ -10,6 +10,8 @@ tree level p, or the codes of identifier level p), stored as one embedding table
 per-position offsets; the output head is tied to it and restricted to the position's slice.
 
 Efficiency switches (recorded in `FitReport.extra`; see docs/mindrec.md for the paper setting):
+- `cache_history`: the [history | SEP] block does not attend to the target, so decoding
+  computes it once per user instead of once per beam and step (paper: fully bidirectional);
 - each history item is ONE position (`history_repr = "codes"`: the sum of its path-token
   embeddings; `"id_codes"` adds a learned item-id embedding) instead of the paper's text prompt;
 - `tokens_per_step > 1` commits several tokens per model call;
@@ -68,6 +70,7 @@ class MindRecConfig:
     sid_codebook: int = 256
     sid_seed: int = 0
     history_repr: str = "codes"  # codes (sum of path-token embeddings) | id_codes (+ item-id embedding)
+    cache_history: bool = True  # history block does not attend to the target (paper: fully bidirectional)
     max_history: int = 0  # 0 = data.max_history
     d_model: int = 128
     layers: int = 2
@@ -137,13 +140,53 @@ def diffusion_loss(logits_bpv: torch.Tensor, targets_bp: torch.Tensor, masked_bp
 
 # --- the network --------------------------------------------------------------------------------
 
+class Block(nn.Module):
+    """Pre-norm Transformer layer whose queries may also attend to cached prefix keys/values."""
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x_btd: torch.Tensor, mask: torch.Tensor,
+                prefix: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+        """x [B, T, d]; additive mask [B, 1, T, S(+T)]; returns (x, this layer's keys/values)."""
+        b, t, d = x_btd.shape
+        q, k, v = (z.view(b, t, self.heads, -1).transpose(1, 2) for z in self.qkv(self.norm1(x_btd)).chunk(3, -1))
+        kv = (k, v)
+        if prefix is not None:
+            k, v = torch.cat([prefix[0], k], dim=2), torch.cat([prefix[1], v], dim=2)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype),
+                                             dropout_p=self.drop.p if self.training else 0.0)
+        x_btd = x_btd + self.drop(self.proj(att.transpose(1, 2).reshape(b, t, d)))
+        return x_btd + self.drop(self.ff(self.norm2(x_btd))), kv
+
+
+@dataclass
+class PrefixCache:
+    """Per-layer keys/values of [history | SEP] for a batch of users (`cache_history` models)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # each [B, heads, H+1, d_head]
+    mask: torch.Tensor  # [B, H+1] additive: -inf on padded history slots
+
+
 class MindRecNet(nn.Module):
-    """Bidirectional encoder over [history items | SEP | target path]; logits per target position."""
+    """Encoder over [history items | SEP | target path]; logits per target position.
+
+    With `cache_history` the [history | SEP] block does not attend to the target (the target
+    attends to everything), so its keys/values are computed once per user and shared by all
+    beams and decoding steps; without it attention is fully bidirectional, as in the paper.
+    """
 
     def __init__(self, cfg: MindRecConfig, paths: torch.Tensor, sizes: tuple[int, ...], max_history: int):
         super().__init__()
         self.sizes = tuple(int(s) for s in sizes)
         self.max_history = max_history
+        self.cache_history = cfg.cache_history
         n_items, n_pos = paths.shape
         vocab, vmax = sum(self.sizes), max(self.sizes)
         offsets = torch.tensor([0, *np.cumsum(self.sizes)[:-1]], dtype=torch.long)
@@ -157,35 +200,73 @@ class MindRecNet(nn.Module):
         self.item = nn.Embedding(n_items, cfg.d_model) if cfg.history_repr == "id_codes" else None
         self.pos = nn.Embedding(max_history + 1 + n_pos, cfg.d_model)
         self.sep = nn.Parameter(torch.zeros(cfg.d_model))
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.d_ff, cfg.dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.out_bias = nn.Parameter(torch.zeros(vocab))
+        self.drop = nn.Dropout(cfg.dropout)
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos.weight, std=0.02)
         if self.item is not None:
             nn.init.normal_(self.item.weight, std=0.02)
 
-    def forward(self, hist_bh: torch.Tensor, state_bp: torch.Tensor) -> torch.Tensor:
-        """Logits [B, P, Vmax] (-inf outside each position's vocabulary) for partial paths (-1 = mask)."""
+    def _prefix(self, hist_bh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded [history | SEP] [B, H+1, d] and its additive key mask [B, H+1]."""
         b, h = hist_bh.shape
-        n_pos = state_bp.shape[1]
         valid_bh = hist_bh >= 0
         items = hist_bh.clamp(min=0)
         hist_bhd = self.tok(self.item_tokens[items]).sum(dim=2)
         if self.item is not None:
             hist_bhd = hist_bhd + self.item(items)
-        hist_bhd = hist_bhd * valid_bh[:, :, None]
+        x = torch.cat([hist_bhd * valid_bh[:, :, None], self.sep.expand(b, 1, -1)], dim=1)
+        x = x + self.pos.weight[self.max_history - h : self.max_history + 1]  # most recent item at a fixed slot
+        mask = torch.zeros(b, h + 1, device=x.device).masked_fill(torch.cat(
+            [~valid_bh, valid_bh.new_zeros(b, 1)], dim=1), float("-inf"))
+        return self.drop(x), mask
+
+    def _target(self, state_bp: torch.Tensor) -> torch.Tensor:
+        n_pos = state_bp.shape[1]
         mask_ids = sum(self.sizes) + torch.arange(n_pos, device=state_bp.device)
-        target_ids = torch.where(state_bp >= 0, state_bp + self.offsets, mask_ids)
-        x = torch.cat([hist_bhd, self.sep.expand(b, 1, -1), self.tok(target_ids)], dim=1)
-        x = x + self.pos.weight[self.max_history - h : self.max_history + 1 + n_pos]
-        pad = torch.cat([~valid_bh, valid_bh.new_zeros(b, 1 + n_pos)], dim=1)
-        out_bpd = self.norm(self.encoder(x, src_key_padding_mask=pad)[:, h + 1 :])
-        weight_pvd = self.tok.weight[self.out_index]
-        logits = torch.einsum("bpd,pvd->bpv", out_bpd, weight_pvd) + self.out_bias[self.out_index]
-        return logits.float().masked_fill(~self.out_valid, float("-inf"))
+        x = self.tok(torch.where(state_bp >= 0, state_bp + self.offsets, mask_ids))
+        return self.drop(x + self.pos.weight[self.max_history + 1 : self.max_history + 1 + n_pos])
+
+    def _head(self, out_bpd: torch.Tensor) -> torch.Tensor:
+        """Tied output head restricted to each position's vocabulary: logits [B, P, Vmax]."""
+        out_bpd = self.norm(out_bpd)
+        logits = torch.einsum("bpd,pvd->bpv", out_bpd, self.tok.weight[self.out_index])
+        return (logits + self.out_bias[self.out_index]).float().masked_fill(~self.out_valid, float("-inf"))
+
+    def forward(self, hist_bh: torch.Tensor, state_bp: torch.Tensor) -> torch.Tensor:
+        """Logits [B, P, Vmax] (-inf outside each position's vocabulary) for partial paths (-1 = mask)."""
+        prefix, key_mask = self._prefix(hist_bh)
+        x = torch.cat([prefix, self._target(state_bp)], dim=1)
+        s, n_pre = x.shape[1], prefix.shape[1]
+        key_mask = torch.cat([key_mask, key_mask.new_zeros(len(x), s - n_pre)], dim=1)
+        mask = key_mask[:, None, None, :].expand(-1, 1, s, -1)
+        if self.cache_history:  # the prefix block does not see the target
+            block = torch.zeros(s, s, device=x.device)
+            block[:n_pre, n_pre:] = float("-inf")
+            mask = mask + block
+        for blk in self.blocks:
+            x, _ = blk(x, mask)
+        return self._head(x[:, n_pre:])
+
+    def encode_prefix(self, hist_bh: torch.Tensor) -> PrefixCache:
+        """Keys/values of every layer for [history | SEP], computed once per user (cache_history only)."""
+        x, key_mask = self._prefix(hist_bh)
+        mask = key_mask[:, None, None, :]
+        kv = []
+        for blk in self.blocks:
+            x, layer_kv = blk(x, mask)
+            kv.append(layer_kv)
+        return PrefixCache(kv=kv, mask=key_mask)
+
+    def decode(self, cache: PrefixCache, users_m: torch.Tensor, state_mp: torch.Tensor) -> torch.Tensor:
+        """Logits [M, P, Vmax] for partial paths whose user (row of `cache`) is `users_m`."""
+        x = self._target(state_mp)
+        mask = torch.cat([cache.mask[users_m], cache.mask.new_zeros(len(x), x.shape[1])], dim=1)[:, None, None, :]
+        for blk, (k, v) in zip(self.blocks, cache.kv, strict=True):
+            x, _ = blk(x, mask, prefix=(k[users_m], v[users_m]))
+        return self._head(x)
 
 
 class DiffusionExamples:
@@ -276,6 +357,7 @@ class MindRec:
         report.extra.update({
             **self.info_,
             "history_repr": self.cfg.history_repr,
+            "cache_history": self.cfg.cache_history,
             "paper_backbone": "LLaDA-8B-Instruct + LoRA, text prompt of the last 10 items",
             "path_sizes": list(sizes),
             "tree_depth": depth,
@@ -310,8 +392,12 @@ class MindRec:
             for lo in range(0, len(hist), chunk):
                 part = hist[lo : lo + chunk]
 
-                def log_probs(users: torch.Tensor, state: torch.Tensor, part: torch.Tensor = part) -> torch.Tensor:
-                    return torch.log_softmax(net(part[users], state).float(), dim=2)
+                cache = net.encode_prefix(part) if net.cache_history else None
+
+                def log_probs(users: torch.Tensor, state: torch.Tensor, part: torch.Tensor = part,
+                              cache: PrefixCache | None = cache) -> torch.Tensor:
+                    logits = net.decode(cache, users, state) if cache is not None else net(part[users], state)
+                    return torch.log_softmax(logits.float(), dim=2)
 
                 out = diffusion_beam_search(log_probs, self.index_, len(part), k, search, self.device_)
                 items.append(out.items)

@@ -10,12 +10,15 @@ identifier positions in a chosen order (confidence = "key tokens first", left_to
 Why an item index rather than a per-beam trie walk: items are sorted by path, so every category
 prefix is a contiguous range of sorted items. The category phase follows a dense
 prefix -> child table (the tree, restricted to nodes that hold items); once the leaf category is
-chosen, each beam keeps a boolean mask over its leaf's item range (width W = the largest leaf),
-and the tokens allowed at a masked position are those some still-consistent item has there (one
-scatter). Every completed path is therefore a real item, and the cost is B*beam*W per sub-step
-instead of B*beam*N. Scores are float32 sums of log-probabilities; partial paths are unique per
-user (duplicates reached through different orders keep the best score), so with a beam at least
-as large as the number of partial paths the search is an exact dynamic programme.
+chosen, each beam keeps the list of sorted items still consistent with its committed tokens
+(first its leaf's range, of width W = the largest leaf; after each identifier commit only the
+matches, compacted), and the tokens allowed at a masked position are those some consistent item
+has there (a per-leaf table before the first identifier commit, one scatter afterwards). Every
+completed path is therefore a real item, and the cost is at most B*beam*W per sub-step (B*beam*N
+without a tree), shrinking fast as codes are committed. Scores are float32 sums of
+log-probabilities; partial paths are unique per user (duplicates reached through different
+orders keep the best score), so with a beam at least as large as the number of partial paths
+the search is an exact dynamic programme.
 
 Diversity (the paper intended one; its reference code's never fired): with `diversity` > 0 a
 candidate child loses `diversity` for every (position, code) it shares with each better-scoring
@@ -50,6 +53,8 @@ class PathIndex:
     child_next: tuple[torch.Tensor, ...]  # [d]: [n_prefix(d-1), sizes[d]] int64 prefix id after commit, -1 none
     leaf_lo: torch.Tensor  # [n_leaf] first sorted index of each leaf prefix (the root when D = 0)
     leaf_size: torch.Tensor  # [n_leaf] number of items under it
+    leaf_allowed: torch.Tensor  # [n_leaf, L, Vmax] bool: identifier tokens present under each leaf
+    id_tokens: torch.Tensor  # [N, L] identifier tokens of sorted items, offset by l * Vmax (scatter targets)
     width: int  # largest leaf size W
 
     @property
@@ -94,9 +99,14 @@ def build_path_index(paths: torch.Tensor, sizes: tuple[int, ...], depth: int) ->
         starts[1:] = prefix[1:] != prefix[:-1]
     leaf_lo = torch.nonzero(starts).flatten()
     leaf_size = torch.diff(torch.cat([leaf_lo, torch.tensor([n])]))
+    vmax, n_ids = max(sizes), p_len - depth
+    id_tokens = sorted_paths[:, depth:] + torch.arange(n_ids) * vmax
+    leaf_allowed = torch.zeros(n_prefix, n_ids * vmax, dtype=torch.bool)
+    leaf_allowed[prefix[:, None].expand(-1, n_ids), id_tokens] = True
     return PathIndex(order=order, sorted_paths=sorted_paths, sizes=tuple(sizes), depth=depth,
                      child_allowed=tuple(allowed), child_next=tuple(nxt), leaf_lo=leaf_lo,
-                     leaf_size=leaf_size, width=int(leaf_size.max()) if n else 0)
+                     leaf_size=leaf_size, leaf_allowed=leaf_allowed.view(n_prefix, n_ids, vmax),
+                     id_tokens=id_tokens, width=int(leaf_size.max()) if n else 0)
 
 
 @dataclass(frozen=True)
@@ -117,13 +127,12 @@ class SearchResult:
 
 def _beam_state(index: PathIndex, b: int, device: torch.device) -> dict[str, torch.Tensor]:
     """One live beam per user with an empty (fully masked) path; beams stay sorted best first."""
-    width = index.width if index.depth == 0 else 0  # without a tree the root is the only leaf
+    rows = torch.arange(index.width if index.depth == 0 else 0, device=device)  # no tree: root = only leaf
     return {
         "tokens": torch.full((b, 1, index.n_positions), -1, dtype=torch.long, device=device),
         "score": torch.zeros(b, 1, device=device),
-        "node": torch.zeros(b, 1, dtype=torch.long, device=device),  # prefix id (category phase)
-        "lo": torch.zeros(b, 1, dtype=torch.long, device=device),  # leaf range start (identifier phase)
-        "alive": torch.ones(b, 1, width, dtype=torch.bool, device=device),  # [B, K, W] consistent items
+        "node": torch.zeros(b, 1, dtype=torch.long, device=device),  # prefix id; the leaf id once reached
+        "rows": rows.expand(b, 1, -1),  # [B, K, C] sorted indices of still-consistent items, -1 = none
         "origin": torch.zeros(b, 1, dtype=torch.long, device=device),  # beam at the step's start
     }
 
@@ -139,16 +148,16 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
         out[:, :, sub, : index.sizes[sub]] = index.child_allowed[sub].to(tokens.device)[st["node"]]
         return out
     ids = slice(index.depth, p_len)
-    width = st["alive"].shape[2]
-    sorted_paths = index.sorted_paths.to(tokens.device)
-    rows = (st["lo"][:, :, None] + torch.arange(width, device=tokens.device)).clamp_max(len(sorted_paths) - 1)
-    codes = sorted_paths[rows][..., ids]  # [B, K, W, L]
-    n_ids = codes.shape[3]
-    flat = codes + torch.arange(n_ids, device=tokens.device) * vmax  # per-position offsets
-    hits = torch.zeros(b * k, n_ids * vmax, device=tokens.device)
-    src = st["alive"][..., None].expand(-1, -1, -1, n_ids).reshape(b * k, -1).float()
-    hits.scatter_add_(1, flat.reshape(b * k, -1), src)
-    out[:, :, ids] = (hits > 0).view(b, k, n_ids, vmax)
+    n_ids = p_len - index.depth
+    if sub == index.depth:  # nothing committed inside the leaf yet: a table lookup
+        out[:, :, ids] = index.leaf_allowed.to(tokens.device)[st["node"]]
+    else:  # tokens some still-consistent item has: one scatter over the (small) consistent sets
+        rows = st["rows"]
+        flat = index.id_tokens.to(tokens.device)[rows.clamp_min(0)]  # [B, K, C, L]
+        flat = flat.masked_fill((rows < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
+        hits = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.bool, device=tokens.device)
+        hits.scatter_(1, flat, True)
+        out[:, :, ids] = hits[:, :-1].view(b, k, n_ids, vmax)
     masked = tokens[:, :, ids] < 0  # [B, K, L]
     if order == "left_to_right":
         first = torch.argmax(masked.long(), dim=2)
@@ -227,23 +236,33 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
 
     tokens = take(st["tokens"]).clone()
     tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
-    new = {"tokens": tokens, "score": score, "origin": take(st["origin"]),
-           "node": take(st["node"]), "lo": take(st["lo"]), "alive": take(st["alive"])}
+    new = {"tokens": tokens, "score": score, "origin": take(st["origin"]), "node": take(st["node"]),
+           "rows": take(st["rows"])}
     device = tokens.device
     if sub < index.depth:
         nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
         new["node"] = torch.where(score > NEG, nxt, 0).clamp_min(0)
-        if sub + 1 == index.depth:  # leaf reached: open the item-range mask
-            new["lo"] = index.leaf_lo.to(device)[new["node"]]
+        if sub + 1 == index.depth:  # leaf reached: its contiguous range of sorted items
+            lo = index.leaf_lo.to(device)[new["node"]]
             size = index.leaf_size.to(device)[new["node"]]
-            new["alive"] = torch.arange(index.width, device=device) < size[:, :, None]
+            arange = torch.arange(index.width, device=device)
+            new["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
         return new
-    width = new["alive"].shape[2]
-    sorted_paths = index.sorted_paths.to(device)
-    rows = (new["lo"][:, :, None] + torch.arange(width, device=device)).clamp_max(len(sorted_paths) - 1)
-    code = torch.gather(sorted_paths[rows], 3, pos[:, :, None, None].expand(-1, -1, width, 1))[..., 0]
-    new["alive"] = new["alive"] & (code == tok[:, :, None])
+    rows = new["rows"]
+    flat = index.sorted_paths.to(device).flatten()
+    code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # [B, K, C] code at `pos`
+    keep = (rows >= 0) & (code == tok[:, :, None])
+    new["rows"] = _compact(rows, keep)
     return new
+
+
+def _compact(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Keep the rows marked `keep`, packed to the front of a narrower [B, K, C'] tensor (-1 pads)."""
+    width = int(keep.sum(dim=2).max()) if keep.numel() else 0
+    slot = torch.where(keep, torch.cumsum(keep.long(), dim=2) - 1, width)  # dropped rows -> spare slot
+    out = torch.full((*rows.shape[:2], width + 1), -1, dtype=rows.dtype, device=rows.device)
+    out.scatter_(2, slot, torch.where(keep, rows, -1))
+    return out[:, :, :width]
 
 
 def _finish(index: PathIndex, st: dict[str, torch.Tensor], k: int, calls: int) -> SearchResult:
@@ -251,9 +270,8 @@ def _finish(index: PathIndex, st: dict[str, torch.Tensor], k: int, calls: int) -
     score = st["score"]
     b = score.shape[0]
     device = score.device
-    slot = st["alive"].float().argmax(dim=2) if st["alive"].shape[2] else torch.zeros_like(st["lo"])
-    item = index.order.to(device)[(st["lo"] + slot).clamp_max(max(0, len(index.order) - 1))]
-    item = torch.where(score > NEG, item, -1)
+    rows = st["rows"][:, :, 0] if st["rows"].shape[2] else torch.full_like(st["node"], -1)
+    item = torch.where((score > NEG) & (rows >= 0), index.order.to(device)[rows.clamp_min(0)], -1)
     score, rank = torch.sort(score, dim=1, descending=True, stable=True)
     item = torch.gather(item, 1, rank)
     if item.shape[1] < k:
