@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 
 from genrec_bench.config import _check
@@ -29,7 +30,7 @@ from genrec_bench.runtime import atomic_write_bytes, atomic_write_json, cache_di
 
 VERSION = "semantic-ids-v1"  # bump when quantisation changes, so cached ids are not reused
 METHODS = ("rkmeans", "rqvae", "letter")
-_LETTER_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+_LETTER_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
 
 
 @dataclass(frozen=True)
@@ -151,15 +152,15 @@ def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
     if bad is not None:
         raise GenrecError(f"precomputed semantic ids of item {bad!r} have {len(table[bad])} tokens; "
                           f"expected {depth} like the first item")
-    codes = np.zeros((len(rows), depth), dtype=np.int64)
-    for i, row in enumerate(rows):
-        for level, token in enumerate(row):
-            match = _LETTER_TOKEN.fullmatch(token)
-            expected = chr(ord("a") + level)
-            if match is None or match.group(1) != expected:
-                raise GenrecError(f"precomputed semantic id token {token!r} of item {raw_ids[i]!r} is not "
-                                  f"of the form '<{expected}_123>' (level {level})")
-            codes[i, level] = int(match.group(2))
+    tokens = pl.Series([t for row in rows for t in row])  # [N * depth], row-major
+    parts = tokens.str.extract_groups(_LETTER_TOKEN.pattern).struct.unnest()
+    expected = np.tile([chr(ord("a") + lv) for lv in range(depth)], len(rows))
+    bad = parts["1"].is_null().to_numpy() | (parts["1"].fill_null("").to_numpy() != expected)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise GenrecError(f"precomputed semantic id token {tokens[i]!r} of item {raw_ids[i // depth]!r} is not "
+                          f"of the form '<{expected[i]}_123>' (level {i % depth})")
+    codes = parts["2"].cast(pl.Int64).to_numpy(writable=True).reshape(len(rows), depth)
     return codes, tuple(int(c) + 1 for c in codes.max(axis=0))
 
 
