@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, training_windows, trim_left
 
 from genrec_bench.backends.base import create_backend
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, training_windows, trim_left
 from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.loaders import Interactions, ItemMeta
 from genrec_bench.data.split import PAD, SplitData, make_split
