@@ -4,28 +4,35 @@ Both decoders get the same trained model and the same users. `generate` runs HF 
 a KV cache and `prefix_allowed_tokens_fn` (the usual TIGER implementation; the allowed-token lists
 are precomputed per prefix so the callback is a dict lookup). Ours is `Tiger.recommend`. The
 script checks that both return the same top-k item lists (up to score ties), and reports users per
-second and the peak resident-memory growth of each decoder (VmHWM, reset before each run).
+second (wall clock, and per CPU-second, which is steadier on a shared machine) and the peak
+resident-memory growth of each decoder (VmHWM over the RSS before decoding),
+each decoder running alone in a fresh process.
 
-The model is trained briefly (`--steps` AdamW steps) so its distributions are not uniform noise,
-or loaded from a saved run directory with `--model-dir`.
+The model is trained briefly (`--steps` AdamW steps) so its distributions are not uniform noise
+and saved to `--model-dir` (a temp dir by default); an existing saved run there is reused.
 
-    .venv/bin/python benchmarks/perf/tiger_decoding.py --users 200 --beam 20 --k 10 --steps 100
+    .venv/bin/python benchmarks/perf/tiger_decoding.py --users 200 --beam 20 --k 10 --steps 100 \
+        --model-dir /tmp/tiger-decoding/model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from genrec_bench.backends.base import Ranked
 from genrec_bench.backends.tiger import Tiger, TigerConfig
 from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import make_split
-from genrec_bench.decoding.trie import PrefixTrie
 
 
 def allowed_table(codes: torch.Tensor, offsets: torch.Tensor) -> dict[tuple[int, ...], list[int]]:
@@ -72,29 +79,45 @@ def _status_kb(key: str) -> int:
     return 0
 
 
-def timed(fn, batches: list[torch.Tensor]) -> tuple[list, float, float]:
-    base = peak_rss_reset()
-    start = time.perf_counter()
-    outs = [fn(h) for h in batches]
-    seconds = time.perf_counter() - start
-    return outs, seconds, (_status_kb("VmHWM") - base) / 1024
-
-
-def compare(ours: list, theirs: list, atol: float) -> dict[str, float]:
+def compare(ours: Ranked, theirs: Ranked, atol: float) -> dict[str, float]:
     """Users whose lists match exactly, mismatches explained by (near-)equal scores, and the rest."""
     same = tie = differ = 0
     worst = 0.0
-    for (oi, os_), (ti, ts) in zip(ours, theirs, strict=True):
-        for a, sa, b, sb in zip(oi.tolist(), os_.tolist(), ti.tolist(), ts.tolist(), strict=True):
-            gap = max(abs(x - y) for x, y in zip(sa, sb, strict=True))
-            if a == b:
-                same += 1
-                worst = max(worst, gap)
-            elif gap <= atol:
-                tie += 1  # same score sequence: the lists differ only in the order of tied items
-            else:
-                differ += 1
+    for a, sa, b, sb in zip(ours.items.tolist(), ours.scores.tolist(), theirs.items.tolist(),
+                            theirs.scores.tolist(), strict=True):
+        gap = max(abs(x - y) for x, y in zip(sa, sb, strict=True))
+        if a == b:
+            same += 1
+            worst = max(worst, gap)
+        elif gap <= atol:
+            tie += 1  # same score sequence: the lists differ only in the order of tied items
+        else:
+            differ += 1
     return {"identical": same, "tied_order": tie, "different": differ, "max_score_diff_identical": worst}
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Decode with one decoder in a fresh process, so its peak memory is its own."""
+    data = make_split(load_dataset(args.dataset), DataConfig(), args.dataset)
+    model = Tiger.load(args.model_dir)
+    hist, _ = data.to_tensors("test", users=np.arange(args.users))
+    if args.worker == "ours":
+        def decode(h: torch.Tensor) -> Ranked:
+            return model.recommend(h, args.k)
+    else:
+        table = allowed_table(model.codes_, model.net_.offsets)
+
+        def decode(h: torch.Tensor) -> Ranked:
+            return Ranked(*hf_generate(model, h, args.k, args.beam, table))
+    decode(hist[:2])  # first-call costs (lazy init, allocator) are not decoding
+    base = peak_rss_reset()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    parts = [decode(h) for h in hist.split(args.batch)]
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    peak_mb = (_status_kb("VmHWM") - base) / 1024
+    torch.save({"items": torch.cat([p.items for p in parts]), "scores": torch.cat([p.scores for p in parts]),
+                "seconds": seconds, "cpu_seconds": cpu_seconds,
+                "peak_mb": peak_mb}, args.out)
 
 
 def main() -> None:
@@ -108,47 +131,51 @@ def main() -> None:
     parser.add_argument("--encoding", default="item_sum", choices=["item_sum", "tokens"])
     parser.add_argument("--preset", default="small", choices=["small", "paper"])
     parser.add_argument("--sid-features", default="attributes+collab")
-    parser.add_argument("--model-dir", type=Path, default=None, help="decode a saved tiger run instead")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="decode this saved tiger run; without it a model is trained and saved here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker", choices=["ours", "hf"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-
-    data = make_split(load_dataset(args.dataset), DataConfig(), args.dataset)
-    if args.model_dir is not None:
-        model = Tiger.load(args.model_dir)
-        train_seconds = 0.0
-    else:
+    if args.worker:
+        worker(args)
+        return
+    model_dir = args.model_dir or Path(tempfile.mkdtemp(prefix="tiger-decoding-")) / "model"
+    train_seconds = 0.0
+    if not (model_dir / "state.pt").exists():
+        data = make_split(load_dataset(args.dataset), DataConfig(), args.dataset)
         model = Tiger(TigerConfig(preset=args.preset, history_encoding=args.encoding,
                                   sid_features=args.sid_features, beam_width=args.beam))
         report = model.fit(data, TrainConfig(epochs=1, max_steps=args.steps, batch_size=256, warmup_steps=10,
                                              valid_users=200, device="cpu"))
         train_seconds = report.seconds
-    trie: PrefixTrie = model.trie_
-    hist, _ = data.to_tensors("test", users=torch.arange(args.users).numpy())
-    batches = list(hist.split(args.batch))
-    table = allowed_table(model.codes_, model.net_.offsets)
-
-    def ours_fn(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r = model.recommend(h, args.k)
-        return r.items, r.scores
-
-    ours_fn(batches[0][:2])  # warm-up both paths once so neither pays first-call costs
-    hf_generate(model, batches[0][:2], args.k, args.beam, table)
-    ours, t_ours, mem_ours = timed(ours_fn, batches)
-    theirs, t_hf, mem_hf = timed(lambda h: hf_generate(model, h, args.k, args.beam, table), batches)
-    agreement = compare(ours, theirs, atol=1e-3)
-    result = {
+        model.save(model_dir)
+    results: dict[str, dict] = {}
+    for name in ("ours", "hf"):
+        out = model_dir.parent / f"decoded-{name}.pt"
+        subprocess.run([sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir), "--out", str(out),
+                        "--dataset", args.dataset, "--users", str(args.users), "--batch", str(args.batch),
+                        "--beam", str(args.beam), "--k", str(args.k), "--threads", str(args.threads)], check=True)
+        results[name] = torch.load(out, weights_only=True)
+    ours, hf = (Ranked(results[n]["items"], results[n]["scores"]) for n in ("ours", "hf"))
+    meta = json.loads((model_dir / "backend.json").read_text())["config"]
+    print(json.dumps({
         "dataset": args.dataset, "users": args.users, "batch": args.batch, "beam": args.beam, "k": args.k,
-        "encoding": model.cfg.history_encoding, "preset": model.cfg.preset, "train_steps": args.steps,
-        "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads(),
-        "trie_nodes": trie.num_nodes, "sid_sizes": list(trie.sizes),
-        "ours_users_per_s": round(args.users / t_ours, 1), "hf_users_per_s": round(args.users / t_hf, 1),
-        "speedup": round(t_hf / t_ours, 2),
-        "ours_peak_rss_growth_mb": round(mem_ours, 1), "hf_peak_rss_growth_mb": round(mem_hf, 1),
-        "agreement": agreement,
-    }
-    print(json.dumps(result, indent=2))
+        "encoding": meta["history_encoding"], "preset": meta["preset"], "model_dir": str(model_dir),
+        "train_steps": args.steps if train_seconds else "loaded", "train_seconds": round(train_seconds, 1),
+        "threads": args.threads,
+        "ours_users_per_s": round(args.users / results["ours"]["seconds"], 1),
+        "hf_users_per_s": round(args.users / results["hf"]["seconds"], 1),
+        "speedup": round(results["hf"]["seconds"] / results["ours"]["seconds"], 2),
+        "ours_users_per_cpu_s": round(args.users / results["ours"]["cpu_seconds"], 1),
+        "hf_users_per_cpu_s": round(args.users / results["hf"]["cpu_seconds"], 1),
+        "speedup_cpu_time": round(results["hf"]["cpu_seconds"] / results["ours"]["cpu_seconds"], 2),
+        "ours_peak_rss_growth_mb": round(results["ours"]["peak_mb"], 1),
+        "hf_peak_rss_growth_mb": round(results["hf"]["peak_mb"], 1),
+        "agreement": compare(ours, hf, atol=1e-3),
+    }, indent=2))
 
 
 if __name__ == "__main__":

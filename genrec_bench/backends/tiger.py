@@ -172,14 +172,15 @@ class FastDecoder:
             k = attn.k(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
             v = attn.v(enc_bsd).view(b, s, self.heads, self.d_kv).transpose(1, 2)
             self.cross_kv.append((k, v))
+        # The first layer's self-attention q/k/v of a token depend on the token alone: one table
+        # lookup per beam instead of three projections.
+        sa0 = self.t5.decoder.block[0].layer[0]
+        h = sa0.layer_norm(self.t5.decoder.embed_tokens.weight)
+        self.qkv0 = torch.stack([sa0.SelfAttention.q(h), sa0.SelfAttention.k(h), sa0.SelfAttention.v(h)])
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer [B*W, H, T, d_kv]
 
-    def logprobs(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes.
-
-        With `parent_bw` (beam of the previous call each beam extends) only the newest token is run
-        through the decoder; without it the whole prefix is, and the cache is rebuilt.
-        """
+    def logits(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits [B, W, vocab] (float32); see `logprobs`."""
         b, w, t = prefix_bwt.shape
         if parent_bw is None or not self.cache:
             start = prefix_bwt.new_full((b, w, 1), PAD_TOKEN)
@@ -197,8 +198,12 @@ class FastDecoder:
         new_cache = []
         for i, (block, (ck, cv)) in enumerate(zip(self.t5.decoder.block, self.cross_kv, strict=True)):
             sa, ca, ff = block.layer
-            h = sa.layer_norm(x)
-            q, k, v = (self._heads(proj(h)) for proj in (sa.SelfAttention.q, sa.SelfAttention.k, sa.SelfAttention.v))
+            if i == 0:
+                q, k, v = (self._heads(table[ids_nq]) for table in self.qkv0)
+            else:
+                h = sa.layer_norm(x)
+                q, k, v = (self._heads(proj(h)) for proj in (sa.SelfAttention.q, sa.SelfAttention.k,
+                                                             sa.SelfAttention.v))
             if self.cache:
                 k, v = torch.cat([self.cache[i][0], k], dim=2), torch.cat([self.cache[i][1], v], dim=2)
             new_cache.append((k, v))
@@ -211,7 +216,15 @@ class FastDecoder:
             x = x + ff.DenseReluDense(ff.layer_norm(x))
         self.cache = new_cache
         last = self.t5.decoder.final_layer_norm(x[:, -1]) * self.scale_out
-        return torch.log_softmax(self.t5.lm_head(last).float(), dim=-1).view(b, w, -1)
+        return self.t5.lm_head(last).float().view(b, w, -1)
+
+    def logprobs(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes.
+
+        With `parent_bw` (beam of the previous call each beam extends) only the newest token is run
+        through the decoder; without it the whole prefix is, and the cache is rebuilt.
+        """
+        return torch.log_softmax(self.logits(prefix_bwt, parent_bw), dim=-1)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         n, t, _ = x.shape
@@ -221,9 +234,9 @@ class FastDecoder:
         """Step function for `constrained_beam_search`: level-local prefixes -> level-local log-probs."""
         t = prefix_bwt.shape[2]
         sizes, offsets = self.net.sizes, self.net.offsets
-        logp = self.logprobs(prefix_bwt + offsets[:t], parent_bw)
+        logits = self.logits(prefix_bwt + offsets[:t], parent_bw)
         lo = int(offsets[t])
-        level = logp[:, :, lo : lo + sizes[t]]
+        level = logits[:, :, lo : lo + sizes[t]] - torch.logsumexp(logits, dim=-1, keepdim=True)
         width = max(sizes)
         if sizes[t] < width:
             level = F.pad(level, (0, width - sizes[t]), value=float("-inf"))
