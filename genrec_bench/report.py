@@ -1,0 +1,526 @@
+"""Leaderboards from run records: terminal, Markdown, JSON, and one self-contained HTML page.
+
+Only runs on the same split (same dataset, split and fingerprint) share a table: a number means
+nothing next to a number measured on other users or other items. Each row is one label (a
+model with its settings) averaged over seeds, with an interval, and a paired test against the
+best row on the same users, because differences between generative recommenders are often
+within noise. Published numbers are shown beside the tables as context, never as rows of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import reduce
+from importlib import resources
+
+import numpy as np
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from scipy import stats
+
+from genrec_bench.errors import GenrecError
+from genrec_bench.metrics import PairedResult, mean_ci, paired_compare, per_user
+from genrec_bench.results import RunRecord
+
+FORMATS = ("table", "markdown", "html", "json")
+SIG_METRIC = "ndcg@10"
+CONFIDENCE = 0.95
+LEGEND = ("± = half-width of a 95% interval: bootstrap over users for one seed, t-interval over seed means "
+          "for several. p = two-sided paired t-test against the best row on {metric}, on the users both "
+          "rows share, per-user values averaged over seeds. Best value per column in bold.")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number: who measured it, on what, under which protocol."""
+
+    model: str
+    dataset: str
+    source: str
+    protocol: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    low: float  # interval bounds (see BoardRow.interval)
+    high: float
+    best: bool
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Validation NDCG@10 over epochs of one run, for the training-curve plot."""
+
+    seed: int
+    epochs: list[float]
+    valid: list[float]
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    label: str
+    model: str
+    seeds: list[int]
+    n_users: int
+    interval: str  # "bootstrap" (one seed, over users) or "seeds" (t-interval over seed means)
+    cells: dict[str, Cell]
+    p_value: float | None  # paired test against the best row; None for the best row itself
+    diff: float | None  # mean(this - best) on the shared users
+    n_paired: int
+    users_per_second: float  # mean over seeds that measured it; 0 = unknown
+    fit_seconds: float
+    curves: list[Curve]
+
+
+@dataclass(frozen=True)
+class DatasetBoard:
+    dataset: str
+    split: str
+    fingerprint: str
+    ks: list[int]
+    columns: list[str]
+    sig_metric: str
+    best_label: str
+    rows: list[BoardRow]
+    references: list[Reference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} · split {self.split} · fingerprint {self.fingerprint[:12]}"
+
+
+# --------------------------------------------------------------------------- building boards
+
+
+def leaderboard(records: list[RunRecord], references: list[Reference] | None = None, *,
+                n_boot: int = 1000) -> list[DatasetBoard]:
+    """One board per (dataset, split, fingerprint), rows sorted by the significance metric."""
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.dataset, rec.split, rec.fingerprint), []).append(rec)
+    prints_per_dataset: dict[tuple[str, str], list[str]] = {}
+    for dataset, split, fp in sorted(groups):
+        prints_per_dataset.setdefault((dataset, split), []).append(fp)
+    boards = []
+    for key in sorted(groups):
+        dataset, split, fp = key
+        notes = []
+        prints = prints_per_dataset[(dataset, split)]
+        if len(prints) > 1:
+            notes.append(f"fingerprint {prints.index(fp) + 1} of {len(prints)} for {dataset}/{split}: the "
+                         "data or split settings differ, so these runs are not comparable with other tables")
+        refs = [r for r in references or [] if r.dataset.lower() == dataset.lower()]
+        boards.append(_board(dataset, split, fp, groups[key], refs, notes, n_boot))
+    return boards
+
+
+def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: list[Reference],
+           notes: list[str], n_boot: int) -> DatasetBoard:
+    ks = sorted(reduce(lambda a, b: a & b, (set(r.ks) for r in records)))
+    if not ks:
+        raise GenrecError(f"runs on {dataset}/{split} share no cut-off k; cannot tabulate them together")
+    columns = [f"hit@{k}" for k in ks] + [f"ndcg@{k}" for k in ks] + ["mrr"]
+    sig = SIG_METRIC if SIG_METRIC in columns else f"ndcg@{ks[-1]}"
+    by_label: dict[str, dict[int, RunRecord]] = {}
+    for rec in sorted(records, key=lambda r: (r.created, r.run_id)):
+        seeds = by_label.setdefault(rec.label, {})
+        if rec.seed in seeds:
+            notes.append(f"{rec.label} seed {rec.seed}: run {seeds[rec.seed].run_id} superseded by "
+                         f"{rec.run_id}")
+        seeds[rec.seed] = rec  # the newest run of a (label, seed) wins
+    stats_by_label = {label: _label_stats(list(runs.values()), ks, columns, n_boot)
+                      for label, runs in by_label.items()}
+    order = sorted(stats_by_label, key=lambda lab: (-stats_by_label[lab][0][sig][0], lab))
+    best_label = order[0]
+    best_users, best_values = stats_by_label[best_label][1], stats_by_label[best_label][2][sig]
+    col_best = {c: max(stats_by_label[lab][0][c][0] for lab in order) for c in columns}
+    rows = []
+    for label in order:
+        cells_raw, users, values, interval = stats_by_label[label]
+        runs = [by_label[label][s] for s in sorted(by_label[label])]
+        test = None
+        n_paired = len(users)
+        if label != best_label:
+            _, ia, ib = np.intersect1d(users, best_users, assume_unique=True, return_indices=True)
+            n_paired = len(ia)
+            if n_paired:
+                test = paired_compare(values[sig][ia], best_values[ib], sig, n_boot=n_boot)
+            else:
+                notes.append(f"{label} shares no evaluated user with {best_label}: no paired test")
+        speeds = [r.users_per_second for r in runs if r.users_per_second > 0]
+        rows.append(BoardRow(
+            label=label, model=runs[0].model, seeds=[r.seed for r in runs], n_users=len(users),
+            interval=interval,
+            cells={c: Cell(m, lo, hi, math.isclose(m, col_best[c], rel_tol=0, abs_tol=1e-12))
+                   for c, (m, lo, hi) in cells_raw.items()},
+            p_value=test.p_value if test else None, diff=test.diff if test else None, n_paired=n_paired,
+            users_per_second=float(np.mean(speeds)) if speeds else 0.0,
+            fit_seconds=float(np.mean([float(r.fit.get("seconds", 0.0)) for r in runs])),
+            curves=[c for c in map(_curve, runs) if c.epochs]))
+    return DatasetBoard(dataset, split, fp, ks, columns, sig, best_label, rows, refs, notes)
+
+
+def _per_user_sorted(rec: RunRecord, ks: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-user metric vectors ordered by user id; ranks beyond the board's largest k count as misses
+    so MRR is truncated at the same depth for every row."""
+    users = np.asarray(rec.users, dtype=np.int64)
+    ranks = np.asarray(rec.ranks, dtype=np.int64)
+    ranks = np.where(ranks > ks[-1], 0, ranks)
+    order = np.argsort(users, kind="stable")
+    return users[order], {m: v[order] for m, v in per_user(ranks, tuple(ks)).items()}
+
+
+def _label_stats(runs: list[RunRecord], ks: list[int], columns: list[str], n_boot: int
+                 ) -> tuple[dict[str, tuple[float, float, float]], np.ndarray, dict[str, np.ndarray], str]:
+    """(mean, low, high) per column, and per-user values averaged over seeds on the users all seeds share."""
+    per_seed = [_per_user_sorted(r, ks) for r in runs]
+    if len(per_seed) == 1:
+        users, values = per_seed[0]
+        cis = {c: mean_ci(values[c], n_boot=n_boot, confidence=CONFIDENCE) for c in columns}
+        return cis, users, values, "bootstrap"
+    common = reduce(np.intersect1d, (u for u, _ in per_seed))
+    averaged = {c: np.mean([v[c][np.searchsorted(u, common)] for u, v in per_seed], axis=0) for c in columns}
+    cells = {}
+    t = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(per_seed) - 1))
+    for c in columns:
+        seed_means = np.array([v[c].mean() for _, v in per_seed])
+        mean, half = float(seed_means.mean()), float(t * seed_means.std(ddof=1) / math.sqrt(len(seed_means)))
+        cells[c] = (mean, mean - half, mean + half)
+    return cells, common, averaged, "seeds"
+
+
+def _curve(rec: RunRecord) -> Curve:
+    points = [(float(h["epoch"]), float(h["valid_ndcg@10"])) for h in rec.fit.get("history", [])
+              if isinstance(h, dict) and "epoch" in h and "valid_ndcg@10" in h]
+    return Curve(rec.seed, [p[0] for p in points], [p[1] for p in points])
+
+
+def compare_runs(a: RunRecord, b: RunRecord, ks: tuple[int, ...] | list[int]) -> list[PairedResult]:
+    """Paired comparison of two runs, metric by metric (a - b), only on the same users of the same split."""
+    if a.fingerprint != b.fingerprint:
+        raise GenrecError(f"runs {a.run_id} and {b.run_id} are on different splits (fingerprint "
+                          f"{a.fingerprint[:12]} vs {b.fingerprint[:12]}); a paired test needs one split")
+    if a.users != b.users:
+        raise GenrecError(f"runs {a.run_id} and {b.run_id} evaluated different users ({len(a.users)} vs "
+                          f"{len(b.users)}, or in another order); rerun with the same eval settings")
+    ks = tuple(sorted(ks))
+    if not ks:
+        raise GenrecError("compare needs at least one cut-off k")
+    va = per_user(np.where(np.asarray(a.ranks) > ks[-1], 0, a.ranks), ks)
+    vb = per_user(np.where(np.asarray(b.ranks) > ks[-1], 0, b.ranks), ks)
+    return [paired_compare(va[m], vb[m], m) for m in va]
+
+
+def load_references() -> list[Reference]:
+    """The published numbers shipped with the package (genrec_bench/references.toml)."""
+    source = resources.files("genrec_bench") / "references.toml"
+    try:
+        entries = tomllib.loads(source.read_text(encoding="utf-8")).get("reference", [])
+        return [Reference(e["model"], e["dataset"], e["source"], e["protocol"],
+                          {k: float(v) for k, v in e["metrics"].items()}) for e in entries]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GenrecError(f"broken reference table ({exc.__class__.__name__}: {exc})",
+                          path=str(source)) from None
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(boards: list[DatasetBoard], fmt: str) -> str | RenderableType:
+    """`table` gives a rich renderable (print it with `Console().print`); the others give text to
+    write as is (not through rich markup: labels such as `tiger[letter]` contain brackets)."""
+    if fmt == "table":
+        return _render_table(boards)
+    if fmt == "markdown":
+        return _render_markdown(boards)
+    if fmt == "json":
+        return _render_json(boards)
+    if fmt == "html":
+        return _render_html(boards)
+    raise GenrecError(f"unknown report format '{fmt}'; choose one of {', '.join(FORMATS)}")
+
+
+def metric_title(name: str) -> str:
+    kind, _, k = name.partition("@")
+    return {"hit": "Hit", "ndcg": "NDCG", "mrr": "MRR"}.get(kind, kind) + (f"@{k}" if k else "")
+
+
+def _fmt_cell(cell: Cell) -> tuple[str, str]:
+    return f"{cell.mean:.4f}", f"±{(cell.high - cell.low) / 2:.4f}"
+
+
+def _fmt_p(board: DatasetBoard, row: BoardRow) -> str:
+    if row.label == board.best_label:
+        return "best"
+    if row.p_value is None:
+        return "–"
+    return "<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}"
+
+
+def _ref_columns(refs: list[Reference]) -> list[str]:
+    return sorted({m for r in refs for m in r.metrics}, key=_metric_order)
+
+
+def _metric_order(name: str) -> tuple[int, int, str]:
+    kind, _, k = name.partition("@")
+    return {"hit": 0, "ndcg": 1, "mrr": 2}.get(kind, 3), int(k) if k.isdigit() else 0, name
+
+
+def _header(board: DatasetBoard) -> list[str]:
+    return ["model", "seeds", "users", *map(metric_title, board.columns),
+            f"p vs best ({metric_title(board.sig_metric)})"]
+
+
+def _row_head(row: BoardRow) -> list[str]:
+    return [row.label, ",".join(map(str, row.seeds)), str(row.n_users)]
+
+
+def _render_markdown(boards: list[DatasetBoard]) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = ["## genrec-bench leaderboard", ""]
+    if not boards:
+        out += ["_No run records._", ""]
+    for board in boards:
+        out += [f"### {esc(board.title)}", ""]
+        out += [f"> {esc(n)}" for n in board.notes] + ([""] if board.notes else [])
+        head = _header(board)
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        for row in board.rows:
+            cells = []
+            for c in board.columns:
+                mean, pm = _fmt_cell(row.cells[c])
+                cells.append(f"**{mean}** {pm}" if row.cells[c].best else f"{mean} {pm}")
+            label = f"**{esc(row.label)}**" if row.label == board.best_label else esc(row.label)
+            out.append("| " + " | ".join([label, *_row_head(row)[1:], *cells, _fmt_p(board, row)]) + " |")
+        out += ["", "_" + LEGEND.format(metric=metric_title(board.sig_metric)) + "_", ""]
+        if board.references:
+            cols = _ref_columns(board.references)
+            out += [f"**Published reference numbers for {esc(board.dataset)}** (not measured here; "
+                    "Recall@k = Hit@k under leave-one-out)", ""]
+            out.append("| ref | " + " | ".join(map(metric_title, cols)) + " | source | protocol |")
+            out.append("|" + "|".join(["---"] + ["---:"] * len(cols) + ["---", "---"]) + "|")
+            for ref in board.references:
+                vals = [f"{ref.metrics[c]:.4f}" if c in ref.metrics else "–" for c in cols]
+                cells = [f"ref: {esc(ref.model)}", *vals, esc(ref.source), esc(ref.protocol)]
+                out.append("| " + " | ".join(cells) + " |")
+            out.append("")
+    return "\n".join(out)
+
+
+def _render_json(boards: list[DatasetBoard]) -> str:
+    doc = {"schema": 1, "kind": "genrec-bench leaderboard",
+           "boards": [dataclasses.asdict(b) | {"title": b.title} for b in boards]}
+    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _render_table(boards: list[DatasetBoard]) -> RenderableType:
+    parts: list[RenderableType] = []
+    if not boards:
+        parts.append(Text("no run records"))
+    for board in boards:
+        caption = "\n".join([*board.notes, LEGEND.format(metric=metric_title(board.sig_metric))])
+        table = Table(title=Text(board.title, style="bold"), caption=Text(caption), title_justify="left")
+        table.add_column("model")
+        table.add_column("seeds", justify="right")
+        table.add_column("users", justify="right")
+        for c in board.columns:
+            table.add_column(metric_title(c), justify="right")
+        table.add_column("p vs best", justify="right")
+        for row in board.rows:
+            cells = [Text(" ".join(_fmt_cell(row.cells[c])), style="bold green" if row.cells[c].best else "")
+                     for c in board.columns]
+            table.add_row(*map(Text, _row_head(row)), *cells, Text(_fmt_p(board, row)))
+        parts.append(table)
+        if board.references:
+            cols = _ref_columns(board.references)
+            refs = Table(title=Text(f"published reference numbers for {board.dataset} (not measured here)"),
+                         title_justify="left", style="dim")
+            refs.add_column("ref")
+            for c in cols:
+                refs.add_column(metric_title(c), justify="right")
+            refs.add_column("source")
+            for ref in board.references:
+                refs.add_row(Text(f"ref: {ref.model}"),
+                             *[Text(f"{ref.metrics[c]:.4f}" if c in ref.metrics else "–") for c in cols],
+                             Text(ref.source))
+            parts.append(refs)
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- HTML + SVG
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22")
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}
+th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
+th:first-child,td:first-child,th.text{text-align:left}
+td.best{font-weight:bold;background:#e8f5e9}
+.pm{color:#888;font-size:.85em}
+table.references{color:#555;font-size:.9em}
+table.references td.text{text-align:left}
+.note{color:#a15c00}
+.legend{color:#666;font-size:.85em;max-width:60em}
+.plots{display:flex;flex-wrap:wrap;gap:1em}
+svg.plot{background:#fff;border:1px solid #eee}
+"""
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    xs: list[float]
+    ys: list[float]
+    color: str = ""  # empty: next palette colour; set it to keep one colour per model across plots
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About `n` round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
+    if not math.isfinite(lo) or not math.isfinite(hi):
+        return [0.0]
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(1, n)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    count = int(math.ceil((hi - start) / step - 1e-9)) + 1
+    return [round(start + i * step, 12) for i in range(count)]
+
+
+def _fmt_tick(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def svg_chart(series: list[Series], *, svg_id: str, css_class: str, title: str, xlabel: str, ylabel: str,
+              lines: bool = True, width: int = 440, height: int = 300) -> str:
+    """A line chart (or scatter when `lines` is False) as a standalone <svg> string with a legend."""
+    left, right, top, bottom = 60, 130, 30, 45
+    pw, ph = width - left - right, height - top - bottom
+    xs = [x for s in series for x in s.xs]
+    ys = [y for s in series for y in s.ys]
+    out = [f'<svg id="{svg_id}" class="plot {css_class}" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
+           f'<text x="{left}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
+    if not xs:
+        out.append(f'<text class="empty" x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" '
+                   'font-size="12" fill="#888">no data</text></svg>')
+        return "".join(out)
+    xt = nice_ticks(min(xs), max(xs))
+    yt = nice_ticks(min(0.0, min(ys)), max(ys))
+    x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
+
+    def px(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1.0) * pw
+
+    def py(y: float) -> float:
+        return top + ph - (y - y0) / ((y1 - y0) or 1.0) * ph
+
+    out.append('<g class="axes" font-size="10" fill="#444" stroke="none">')
+    for v in xt:
+        out.append(f'<line x1="{px(v):.1f}" y1="{top}" x2="{px(v):.1f}" y2="{top + ph}" stroke="#eee"/>'
+                   f'<text x="{px(v):.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt_tick(v)}</text>')
+    for v in yt:
+        out.append(f'<line x1="{left}" y1="{py(v):.1f}" x2="{left + pw}" y2="{py(v):.1f}" stroke="#eee"/>'
+                   f'<text x="{left - 5}" y="{py(v) + 3:.1f}" text-anchor="end">{_fmt_tick(v)}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>'
+               f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{html.escape(xlabel)}</text>'
+               f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
+               f'{html.escape(ylabel)}</text></g>')
+    for i, s in enumerate(series):
+        color = s.color or PALETTE[i % len(PALETTE)]
+        name = html.escape(s.name)
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(s.xs, s.ys, strict=True))
+        out.append(f'<g class="series" data-name="{name}">')
+        if lines and len(s.xs) > 1:
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.8"/>')
+        out.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{color}"><title>{name}: '
+                   f'{_fmt_tick(x)}, {_fmt_tick(y)}</title></circle>'
+                   for x, y in zip(s.xs, s.ys, strict=True))
+        ly = top + 12 + 16 * i
+        out.append(f'<rect x="{left + pw + 10}" y="{ly - 8}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{left + pw + 24}" y="{ly + 1}" font-size="11">{name}</text></g>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _board_plots(board: DatasetBoard, i: int) -> str:
+    """The four plots of one board; ids are `plot-<board>-{hit,ndcg,latency,training}`."""
+    colors = {r.label: PALETTE[j % len(PALETTE)] for j, r in enumerate(board.rows)}
+
+    def curve(kind: str) -> list[Series]:
+        return [Series(r.label, [float(k) for k in board.ks], [r.cells[f"{kind}@{k}"].mean for k in board.ks],
+                       colors[r.label]) for r in board.rows]
+
+    timed = [r for r in board.rows if r.users_per_second > 0]
+    latency = [Series(r.label, [1000.0 / r.users_per_second], [r.cells[board.sig_metric].mean], colors[r.label])
+               for r in timed]
+    training = [Series(r.label + (f" s{c.seed}" if len(r.curves) > 1 else ""), c.epochs, c.valid, colors[r.label])
+                for r in board.rows for c in r.curves]
+    sig = metric_title(board.sig_metric)
+    return "".join([
+        '<div class="plots">',
+        svg_chart(curve("hit"), svg_id=f"plot-{i}-hit", css_class="plot-hit", title="Hit@k over k",
+                  xlabel="k", ylabel="Hit@k"),
+        svg_chart(curve("ndcg"), svg_id=f"plot-{i}-ndcg", css_class="plot-ndcg", title="NDCG@k over k",
+                  xlabel="k", ylabel="NDCG@k"),
+        svg_chart(latency, svg_id=f"plot-{i}-latency", css_class="plot-latency", lines=False,
+                  title=f"{sig} vs inference latency", xlabel="ms per user (1 / users per second)",
+                  ylabel=sig),
+        svg_chart(training, svg_id=f"plot-{i}-training", css_class="plot-training",
+                  title="validation NDCG@10 during training", xlabel="epoch", ylabel="valid NDCG@10"),
+        "</div>",
+    ])
+
+
+def _render_html(boards: list[DatasetBoard]) -> str:
+    e = html.escape
+    body = ["<h1>genrec-bench leaderboard</h1>"]
+    if not boards:
+        body.append('<p class="empty">No run records.</p>')
+    for i, board in enumerate(boards):
+        body.append(f'<section class="board" id="board-{i}" data-dataset="{e(board.dataset)}" '
+                    f'data-fingerprint="{e(board.fingerprint)}"><h2>{e(board.title)}</h2>')
+        body.extend(f'<p class="note">{e(n)}</p>' for n in board.notes)
+        head = _header(board)
+        body.append(f'<table class="leaderboard" id="table-{i}"><thead><tr>'
+                    + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        for row in board.rows:
+            tds = "".join(f"<td>{e(v)}</td>" for v in _row_head(row))
+            for c in board.columns:
+                mean, pm = _fmt_cell(row.cells[c])
+                cls = ' class="best"' if row.cells[c].best else ""
+                tds += f'<td{cls} data-metric="{c}">{mean} <span class="pm">{pm}</span></td>'
+            p_cell = f"<td>{e(_fmt_p(board, row))}</td>"
+            body.append(f'<tr class="run" data-label="{e(row.label)}">{tds}{p_cell}</tr>')
+        body.append("</tbody></table>")
+        body.append(f'<p class="legend">{e(LEGEND.format(metric=metric_title(board.sig_metric)))}</p>')
+        if board.references:
+            cols = _ref_columns(board.references)
+            body.append(f'<h3>Published reference numbers for {e(board.dataset)} (not measured here)</h3>'
+                        f'<table class="references" id="refs-{i}"><thead><tr><th>ref</th>'
+                        + "".join(f"<th>{e(metric_title(c))}</th>" for c in cols)
+                        + '<th class="text">source</th><th class="text">protocol</th></tr></thead><tbody>')
+            for ref in board.references:
+                vals = "".join(f"<td>{ref.metrics[c]:.4f}</td>" if c in ref.metrics else "<td>–</td>"
+                               for c in cols)
+                body.append(f'<tr class="ref"><td>ref: {e(ref.model)}</td>{vals}<td class="text">'
+                            f'{e(ref.source)}</td><td class="text">{e(ref.protocol)}</td></tr>')
+            body.append("</tbody></table><p class=\"legend\">Recall@k = Hit@k under leave-one-out.</p>")
+        body.append(_board_plots(board, i))
+        body.append("</section>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>genrec-bench leaderboard"
+            f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,233 @@
+"""Run records: one JSON file per finished run, written atomically, read back leniently.
+
+A record holds everything a report needs without re-running anything: the split fingerprint
+(so incomparable runs never share a table), the per-user target ranks (so any two runs on the
+same users can be compared with a paired test), the full config and the environment. Writers
+never share a file: every record gets a fresh name, so parallel `bench` workers cannot clobber
+each other, and a reader sees either a whole file or none. A damaged file costs one warning,
+not the whole report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrec_bench.runtime import atomic_write_bytes
+
+SCHEMA_VERSION = 1
+RESULTS_ENV = "GENREC_BENCH_RESULTS"
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    model: str
+    dataset: str
+    split: str
+    fingerprint: str
+    seed: int
+    ks: list[int]
+    metrics: dict[str, float]  # "hit@k", "ndcg@k", "mrr"
+    users: list[int]  # user indices, in evaluation order
+    ranks: list[int]  # per user: 1-based rank of the target, 0 = not in the top max(ks)
+    config: dict  # {"data": ..., "train": ..., "eval": ..., "model": ...}
+    label: str = ""  # display name, e.g. "tiger[letter]"; empty means the model name
+    fit: dict = field(default_factory=dict)  # seconds, steps, epochs, history [{epoch, loss, valid_ndcg@10}]
+    eval_seconds: float = 0.0
+    users_per_second: float = 0.0
+    env: dict = field(default_factory=dict)
+    suite: str = ""
+    created: str = ""  # ISO 8601, UTC
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only: numpy scalars/arrays and tuples from the caller become ints/floats/lists."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_json_default))
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> RunRecord:
+        """Strict: a missing, unknown or mistyped field is a ValueError naming the field."""
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        schema = obj.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise ValueError(f"schema {schema!r} is not supported (this version reads {SCHEMA_VERSION})")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - set(names))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+        missing = sorted(n for n, f in names.items() if n not in obj and _required(f))
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
+        for name, value in obj.items():
+            if not _FIELD_CHECKS[name](value):
+                raise ValueError(f"field '{name}' has the wrong type ({type(value).__name__})")
+        if len(obj["users"]) != len(obj["ranks"]):
+            raise ValueError(f"'users' has {len(obj['users'])} entries but 'ranks' has {len(obj['ranks'])}")
+        return cls(**obj)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _int_list(v: Any) -> bool:
+    return isinstance(v, list) and all(map(_is_int, v))
+
+
+_FIELD_CHECKS = {
+    "run_id": lambda v: isinstance(v, str), "model": lambda v: isinstance(v, str),
+    "dataset": lambda v: isinstance(v, str), "split": lambda v: isinstance(v, str),
+    "fingerprint": lambda v: isinstance(v, str), "seed": _is_int, "ks": _int_list,
+    "metrics": lambda v: isinstance(v, dict) and all(map(_is_num, v.values())),
+    "users": _int_list, "ranks": _int_list, "config": lambda v: isinstance(v, dict),
+    "label": lambda v: isinstance(v, str), "fit": lambda v: isinstance(v, dict),
+    "eval_seconds": _is_num, "users_per_second": _is_num, "env": lambda v: isinstance(v, dict),
+    "suite": lambda v: isinstance(v, str), "created": lambda v: isinstance(v, str), "schema": _is_int,
+}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store a {type(obj).__name__} in a run record")
+
+
+def results_dir(explicit: Path | None = None) -> Path:
+    """Where records live: the explicit path, else $GENREC_BENCH_RESULTS, else ./results."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(RESULTS_ENV)
+    return Path(env) if env else Path("results")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_record(rec: RunRecord, root: Path) -> Path:
+    """Write `rec` as `<run_id>-<uuid>.json` under `root` and return the path.
+
+    The random suffix makes the name unique per call, so concurrent writers (bench workers,
+    DDP ranks by mistake) never replace each other's files; the temp-file + fsync + rename in
+    `atomic_write_bytes` means a reader never sees half a record. `created` is filled in when empty.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if not rec.created:
+        rec = dataclasses.replace(rec, created=now_iso())
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rec.run_id).strip("._") or "run"
+    while True:
+        path = root / f"{stem[:80]}-{uuid.uuid4().hex[:12]}.json"
+        if not path.exists():
+            break
+    atomic_write_bytes(path, _dumps(rec.to_dict()).encode())
+    return path
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    """Indented JSON for reading by eye, with the long per-user arrays kept on one line each."""
+    arrays = {name: obj.pop(name) for name in ("ranks", "users")}
+    head = json.dumps(obj, indent=2, sort_keys=True)
+    tail = "".join(f',\n  "{name}": {json.dumps(v, separators=(",", ":"))}' for name, v in arrays.items())
+    return head[: head.rindex("}")].rstrip() + tail + "\n}\n"
+
+
+def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
+    """Every readable record under `root` (recursively), plus one warning per file that is not.
+
+    Temp files of writers still in flight start with '.' and are ignored. Records come back in
+    file-name order so reports built from them are deterministic.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [], []
+    records: list[RunRecord] = []
+    warnings: list[str] = []
+    for path in sorted(root.rglob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warnings.append(f"{path}: skipped, not readable as JSON (truncated or corrupt?): {exc}")
+            continue
+        try:
+            records.append(RunRecord.from_dict(obj))
+        except (ValueError, TypeError) as exc:
+            warnings.append(f"{path}: skipped, not a run record: {exc}")
+    return records, warnings
+
+
+def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, seed: int,
+            config: dict) -> str:
+    """Identity of a unit of work, computable before the run exists (what `bench` checks to skip it)."""
+    ident = [model, label or model, dataset, split, fingerprint, int(seed), config]
+    canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def record_key(rec: RunRecord) -> str:
+    return run_key(rec.model, rec.label, rec.dataset, rec.split, rec.fingerprint, rec.seed, rec.config)
+
+
+def collect_env(device: str) -> dict[str, Any]:
+    """Versions and machine facts that explain a number: torch/python/package versions, device, commit."""
+    import torch
+
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "genrec_bench": _package_version(),
+        "numpy": np.__version__, "device": device, "platform": platform.platform(),
+        "hostname": socket.gethostname(), "git_commit": _git_commit(), "argv": sys.argv[1:],
+    }
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("genrec-bench")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _git_commit() -> str:
+    """Commit of the source tree when running from a checkout; empty for an installed wheel."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
