@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from genrec_bench.errors import GenrecError, did_you_mean
 from genrec_bench.runtime import atomic_write_bytes
 
 SCHEMA_VERSION = 1
@@ -173,14 +174,19 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
     Temp files of writers still in flight start with '.' and are ignored. Records come back in
     file-name order so reports built from them are deterministic.
     """
-    root = Path(root)
+    return _load_files(_record_files(Path(root)))
+
+
+def _record_files(root: Path) -> list[Path]:
     if not root.is_dir():
-        return [], []
+        return []
+    return [p for p in sorted(root.rglob("*.json")) if not p.name.startswith(".")]
+
+
+def _load_files(paths: list[Path]) -> tuple[list[RunRecord], list[str]]:
     records: list[RunRecord] = []
     warnings: list[str] = []
-    for path in sorted(root.rglob("*.json")):
-        if path.name.startswith("."):
-            continue
+    for path in paths:
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -191,6 +197,33 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
         except (ValueError, TypeError) as exc:
             warnings.append(f"{path}: skipped, not a run record: {exc}")
     return records, warnings
+
+
+def find_record(ref: str, root: Path) -> RunRecord:
+    """The record named by a file path or by its run id (the newest when one run was evaluated twice).
+
+    A run id evaluated on different splits or under different labels is ambiguous: the error lists
+    the files so the user can pass one of them instead.
+    """
+    path = Path(ref)
+    if path.suffix == ".json" and path.is_file():
+        records, warnings = _load_files([path])
+        if not records:
+            raise GenrecError(warnings[0])
+        return records[0]
+    found: list[tuple[Path, RunRecord]] = []
+    ids: set[str] = set()
+    for file in _record_files(Path(root)):
+        for rec in _load_files([file])[0]:
+            ids.add(rec.run_id)
+            if rec.run_id == ref:
+                found.append((file, rec))
+    if not found:
+        raise GenrecError(f"no run record with run id '{ref}' in {root}" + did_you_mean(ref, ids))
+    if len({(r.split, r.label, r.fingerprint) for _, r in found}) > 1:
+        files = ", ".join(str(f) for f, _ in found)
+        raise GenrecError(f"run id '{ref}' has records for several splits or labels; pass one file: {files}")
+    return max((r for _, r in found), key=lambda r: r.created)
 
 
 def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, seed: int,

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from genrec_bench import runtime
+from genrec_bench.errors import GenrecError
 from genrec_bench.results import (
     SCHEMA_VERSION,
     RunRecord,
+    find_record,
     load_records,
     record_key,
     results_dir,
@@ -125,3 +127,20 @@ def test_record_key_identifies_the_work_not_the_outcome() -> None:
     for change in ({"seed": 1}, {"label": "sasrec[big]"}, {"fingerprint": "fp1"}, {"split": "valid"},
                    {"config": {"data": {"kcore": 10}}}, {"dataset": "toys"}):
         assert record_key(make_record(**change)) != record_key(base), change
+
+
+def test_find_record_by_id_or_file(tmp_path: Path) -> None:
+    write_record(make_record("abc", created="2026-01-01T00:00:00+00:00", ranks=[0, 0, 0, 0]), tmp_path)
+    newer = write_record(make_record("abc", created="2026-01-02T00:00:00+00:00"), tmp_path)
+    write_record(make_record("xyz"), tmp_path)
+    assert find_record("abc", tmp_path).ranks == [1, 0, 7, 2]  # evaluated twice: the newest
+    assert find_record(str(newer), tmp_path).run_id == "abc"
+    with pytest.raises(GenrecError, match="no run record with run id 'abd'.*did you mean: abc"):
+        find_record("abd", tmp_path)
+    write_record(make_record("abc", split="valid"), tmp_path)
+    with pytest.raises(GenrecError, match="several splits or labels; pass one file"):
+        find_record("abc", tmp_path)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(GenrecError, match="broken.json: skipped, not readable"):
+        find_record(str(broken), tmp_path)
