@@ -191,14 +191,19 @@ def run_suite(suite: Suite, root: Path, jobs: int = 1, data_dir: Path | None = N
     dd = str(data_dir) if data_dir else None
     pending = list(expand(suite))
     fingerprints: dict[str, str] = {}
+    n_items: dict[str, int] = {}
     for job in pending:
+        cfg = run_config_from_dict(job.config)
         if job.dataset not in fingerprints:
-            cfg = run_config_from_dict(job.config)
-            fingerprints[job.dataset] = load_split(source_for(job.dataset, dd), cfg).fingerprint
+            split = load_split(source_for(job.dataset, dd), cfg)
+            fingerprints[job.dataset], n_items[job.dataset] = split.fingerprint, split.n_items
+        if max(cfg.eval.ks) > n_items[job.dataset]:  # fail before training, not after
+            raise GenrecError(f"{job.spec.label}: eval.ks up to {max(cfg.eval.ks)} but '{job.dataset}' has only "
+                              f"{n_items[job.dataset]} items", path=suite.source)
         job.fingerprint = fingerprints[job.dataset]
         job.key = run_key(job.spec.model, job.spec.label, source_for(job.dataset, dd).name, job.split,
                           job.fingerprint, job.seed,
-                          run_config_from_dict(job.config).to_dict())
+                          cfg.to_dict())
     done_keys = {record_key(r) for r in load_records(root)[0]}
     todo = [j for j in pending if j.key not in done_keys]
     counts = {"done": 0, "skipped": len(pending) - len(todo), "busy": 0}

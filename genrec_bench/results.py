@@ -33,6 +33,7 @@ from genrec_bench.runtime import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 RESULTS_ENV = "GENREC_BENCH_RESULTS"
+WORK_DIRS = ("runs", "locks")  # bench's run directories and job locks inside a results store
 
 
 @dataclass
@@ -171,7 +172,8 @@ def _dumps(obj: dict[str, Any]) -> str:
 def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
     """Every readable record under `root` (recursively), plus one warning per file that is not.
 
-    Temp files of writers still in flight start with '.' and are ignored. Records come back in
+    Temp files of writers still in flight start with '.' and are ignored, and so are the working
+    folders `bench` keeps beside the records (`runs/`, `locks/`). Records come back in
     file-name order so reports built from them are deterministic.
     """
     return _load_files(_record_files(Path(root)))
@@ -180,7 +182,8 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
 def _record_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return [p for p in sorted(root.rglob("*.json")) if not p.name.startswith(".")]
+    return [p for p in sorted(root.rglob("*.json"))
+            if not p.name.startswith(".") and p.relative_to(root).parts[0] not in WORK_DIRS]
 
 
 def _load_files(paths: list[Path]) -> tuple[list[RunRecord], list[str]]:

@@ -1,0 +1,104 @@
+"""Suites: parsing and validation, skip of recorded work, resume, concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_seq_file
+from genrec_bench.bench import load_suite, run_suite, suite_from_dict
+from genrec_bench.errors import GenrecError
+from genrec_bench.results import load_records, record_key
+
+
+def _suite_file(tmp_path: Path, data: Path, seeds: str = "[0, 1]") -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(f"""
+name = "tiny"
+datasets = ["{data}"]
+seeds = {seeds}
+[data]
+kcore = 2
+[eval]
+ks = [1, 5]
+[train]
+epochs = 1
+batch_size = 16
+num_threads = 1
+[[runs]]
+model = "popularity"
+[[runs]]
+model = "sasrec"
+label = "sasrec-small"
+[runs.config]
+hidden = 8
+layers = 1
+""")
+    return path
+
+
+def test_suite_parsing_and_expansion(seq_file, tmp_path):
+    suite = load_suite(_suite_file(tmp_path, seq_file))
+    assert suite.name == "tiny" and suite.seeds == (0, 1)
+    assert [r.label for r in suite.runs] == ["popularity", "sasrec-small"]
+    assert suite.runs[1].overrides["model"] == {"hidden": 8, "layers": 1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [
+        ({"runz": []}, "unknown suite key 'runz' (did you mean: runs?)"),
+        ({"runs": [{"model": "sasrek"}]}, "unknown model 'sasrek' (did you mean: sasrec?)"),
+        ({"runs": [{"model": "popularity"}, {"model": "popularity"}]}, "share a label"),
+        ({"runs": [{"model": "popularity", "train": {"epoch": 1}}]}, "did you mean: epochs?"),
+        ({"runs": [{"model": "popularity", "hidden": 3}]}, "model hyper-parameters go in [runs.config]"),
+        ({"runs": []}, "at least one [[runs]]"),
+        ({"seeds": ["a"], "runs": [{"model": "popularity"}]}, "'seeds' must be a list of integers"),
+    ],
+)
+def test_suite_errors(raw, pattern):
+    with pytest.raises(GenrecError) as info:
+        suite_from_dict(raw, "s.toml")
+    assert pattern in str(info.value)
+
+
+def test_default_suite_is_valid():
+    suite = load_suite(None)
+    assert suite.name == "default" and suite.datasets == ("beauty",)
+    assert {"popularity", "sasrec"} <= {r.model for r in suite.runs}
+
+
+def test_run_skips_what_is_recorded(seq_file, tmp_path):
+    suite = load_suite(_suite_file(tmp_path, seq_file))
+    root = tmp_path / "res"
+    first = run_suite(suite, root)
+    assert first == {"done": 4, "skipped": 0, "busy": 0}
+    second = run_suite(suite, root)
+    assert second == {"done": 0, "skipped": 4, "busy": 0}
+    records, warnings = load_records(root)
+    assert warnings == [] and len(records) == 4
+    assert {r.label for r in records} == {"popularity", "sasrec-small"}
+
+
+def test_concurrent_bench_processes_lose_and_duplicate_nothing(tmp_path):
+    data = write_seq_file(tmp_path / "d.txt", n_users=40, n_items=15, length=8)
+    suite = _suite_file(tmp_path, data, seeds="[0, 1, 2]")
+    root = tmp_path / "shared-results"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "genrec_bench.cli", "bench", str(suite), "--results", str(root)]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    records, warnings = load_records(root)
+    assert warnings == []
+    keys = [record_key(r) for r in records]
+    assert len(keys) == len(set(keys))  # no job ran twice
+    # a job the other process held is left to it; a final pass completes anything left
+    run_suite(load_suite(suite), root)
+    assert len(load_records(root)[0]) == 6
