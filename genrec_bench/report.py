@@ -19,7 +19,9 @@ from functools import reduce
 from importlib import resources
 
 import numpy as np
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from scipy import stats
@@ -330,23 +332,12 @@ def _render_table(boards: list[DatasetBoard]) -> RenderableType:
     if not boards:
         parts.append(Text("no run records"))
     for board in boards:
-        caption = "\n".join([*board.notes, LEGEND.format(metric=metric_title(board.sig_metric))])
-        table = Table(title=Text(board.title, style="bold"), caption=Text(caption), title_justify="left")
-        table.add_column("model")
-        table.add_column("seeds", justify="right")
-        table.add_column("users", justify="right")
-        for c in board.columns:
-            table.add_column(metric_title(c), justify="right")
-        table.add_column("p vs best", justify="right")
-        for row in board.rows:
-            cells = [Text(" ".join(_fmt_cell(row.cells[c])), style="bold green" if row.cells[c].best else "")
-                     for c in board.columns]
-            table.add_row(*map(Text, _row_head(row)), *cells, Text(_fmt_p(board, row)))
-        parts.append(table)
+        parts.append(_TerminalBoard(board))
         if board.references:
             cols = _ref_columns(board.references)
             refs = Table(title=Text(f"published reference numbers for {board.dataset} (not measured here)"),
-                         title_justify="left", style="dim")
+                         title_justify="left", style="dim", box=box.SIMPLE_HEAD, padding=(0, 1),
+                         pad_edge=False)
             refs.add_column("ref")
             for c in cols:
                 refs.add_column(metric_title(c), justify="right")
@@ -357,6 +348,43 @@ def _render_table(boards: list[DatasetBoard]) -> RenderableType:
                              Text(ref.source))
             parts.append(refs)
     return Group(*parts)
+
+
+class _TerminalBoard:
+    """One board as rich tables that fit the terminal: as many metric columns per table as the width
+    allows (all of them on a wide terminal), the model name repeated in each, never truncated numbers."""
+
+    def __init__(self, board: DatasetBoard):
+        self.board = board
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        columns = self.board.columns
+        unbounded = options.update(width=10_000)  # Measurement clamps to the width it is given
+        for n_tables in range(1, len(columns) + 1):
+            size = math.ceil(len(columns) / n_tables)
+            tables = [self._table(columns[i : i + size], first=i == 0) for i in range(0, len(columns), size)]
+            if max(Measurement.get(console, unbounded, t).maximum for t in tables) <= options.max_width:
+                break
+        yield from tables
+        yield Text("\n".join([*self.board.notes, LEGEND.format(metric=metric_title(self.board.sig_metric))]),
+                   style="dim")
+        yield Text("")
+
+    def _table(self, metrics: list[str], *, first: bool) -> Table:
+        board = self.board
+        table = Table(title=Text(board.title, style="bold") if first else None, title_justify="left",
+                      box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        for name, justify in (("model", "left"), ("seeds", "right"), ("users", "right")):
+            table.add_column(name, justify=justify, no_wrap=True)
+        if first:
+            table.add_column("p vs best", justify="right", no_wrap=True)
+        for c in metrics:
+            table.add_column(metric_title(c), justify="right", no_wrap=True)
+        for row in board.rows:
+            cells = [Text("\n".join(_fmt_cell(row.cells[c])), style="bold green" if row.cells[c].best else "")
+                     for c in metrics]
+            table.add_row(*map(Text, _row_head(row)), *([Text(_fmt_p(board, row))] if first else []), *cells)
+        return table
 
 
 # --------------------------------------------------------------------------- HTML + SVG

@@ -176,11 +176,23 @@ def test_json_is_strict_and_carries_the_numbers() -> None:
         assert [r["model"] for r in got["references"]] == [r.model for r in board.references]
 
 
-def test_terminal_table_keeps_bracketed_labels() -> None:
+@pytest.mark.parametrize("width", [250, 80, 60])
+def test_terminal_table_fits_without_truncating(width: int) -> None:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(render(leaderboard(fixed_records()), "table"))
+    out = console.file.getvalue()
+    assert "tiger[letter]" in out and "best" in out and "…" not in out  # bracketed labels survive rich markup
+    assert all(h in out for h in ("Hit@1", "Hit@10", "NDCG@5", "NDCG@10", "MRR", "0.5272", "±0.1586"))
+    assert max(map(len, out.splitlines())) <= width
+    tables = sum(line.startswith(" model ") for line in out.splitlines())
+    assert (tables == 2) == (width == 250)  # two boards: one table each when wide, split over several when narrow
+
+
+def test_terminal_table_shows_references_apart() -> None:
     console = Console(file=io.StringIO(), width=250, color_system=None)
     console.print(render(leaderboard(fixed_records(), load_references()), "table"))
     out = console.file.getvalue()
-    assert "tiger[letter]" in out and "ref: TIGER" in out and "best" in out and "NDCG@10" in out
+    assert "published reference numbers for beauty (not measured here)" in out and "ref: TIGER" in out
 
 
 def test_unknown_format_is_a_user_error() -> None:
