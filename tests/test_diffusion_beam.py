@@ -73,7 +73,8 @@ def test_wide_beam_equals_exhaustive_search(depth: int, order: str, per_step: in
     paths, sizes = toy_catalogue(depth)
     model = ToyModel(sizes)
     index = build_path_index(paths, sizes, depth)
-    cfg = SearchConfig(beam_width=200, order=order, tokens_per_step=per_step)
+    # merging partial paths that pin down the same item is a pruning heuristic: off for exactness
+    cfg = SearchConfig(beam_width=200, order=order, tokens_per_step=per_step, merge_determined=False)
     res = diffusion_beam_search(model, index, n_users=3, k=len(paths) + 3, cfg=cfg)
     assert res.model_calls == -(-len(sizes) // per_step)
     for u in range(3):
@@ -101,6 +102,23 @@ def test_narrow_beam_returns_valid_unique_items_following_the_tree(order: str) -
             assert (paths[real, 1] // 2 == paths[real, 0]).all()  # child belongs to its parent
         assert (res.scores[:, 1:] <= res.scores[:, :-1]).all()
         assert torch.isfinite(res.scores[res.items >= 0]).all() and torch.isinf(res.scores[res.items < 0]).all()
+
+
+def test_merging_determined_paths_frees_beams_for_more_items() -> None:
+    paths, sizes = toy_catalogue()
+    index = build_path_index(paths, sizes, 2)
+    gains = []
+    for seed in range(4):
+        model = ToyModel(sizes, seed=seed)
+        for beam in (5, 8):
+            plain = diffusion_beam_search(model, index, 3, 8, SearchConfig(beam_width=beam, merge_determined=False))
+            merged = diffusion_beam_search(model, index, 3, 8, SearchConfig(beam_width=beam))
+            assert (merged.items >= 0).sum() >= (plain.items >= 0).sum()
+            gains.append(int((merged.items >= 0).sum() - (plain.items >= 0).sum()))
+            for row in merged.items:
+                real = row[row >= 0]
+                assert len(set(real.tolist())) == len(real)
+    assert max(gains) > 0
 
 
 def test_category_phase_only_offers_children_of_the_chosen_parent() -> None:

@@ -83,6 +83,7 @@ class MindRecConfig:
     order: str = "confidence"  # confidence | left_to_right | random (identifier positions)
     tokens_per_step: int = 1
     diversity: float = 0.0
+    merge_determined: bool = True  # beams that pin down the same item share one slot (false = exact DP)
     decode_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -368,14 +369,15 @@ class MindRec:
             "prep_seconds": round(prep_seconds, 2),
             "decoding": {"beam_width": self.cfg.beam_width, "beam_covers_k": self.cfg.beam_covers_k,
                          "order": self.cfg.order, "tokens_per_step": self.cfg.tokens_per_step,
-                         "diversity": self.cfg.diversity},
+                         "diversity": self.cfg.diversity, "merge_determined": self.cfg.merge_determined},
         })
         return report
 
     def search_config(self, k: int) -> SearchConfig:
         beam = max(k, self.cfg.beam_width) if self.cfg.beam_covers_k else self.cfg.beam_width
         return SearchConfig(beam_width=beam, order=self.cfg.order, tokens_per_step=self.cfg.tokens_per_step,
-                            diversity=self.cfg.diversity, seed=self.cfg.decode_seed)
+                            diversity=self.cfg.diversity, merge_determined=self.cfg.merge_determined,
+                            seed=self.cfg.decode_seed)
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
         if self.net_ is None or self.index_ is None:

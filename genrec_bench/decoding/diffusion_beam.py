@@ -115,6 +115,7 @@ class SearchConfig:
     order: str = "confidence"
     tokens_per_step: int = 1
     diversity: float = 0.0
+    merge_determined: bool = True  # partial paths that already pin down the same item share one beam
     seed: int = 0
 
 
@@ -218,18 +219,39 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         last_of_step = (sub + 1) % cfg.tokens_per_step == 0 or sub + 1 == p_len
         keys = tokens if last_of_step else torch.cat(
             [tokens, torch.gather(st["origin"], 1, parent)[:, :, None]], dim=2)
+        rows = _child_rows(index, st["rows"], parent, pos, tok) if sub >= index.depth else None
+        if rows is not None and cfg.merge_determined and rows.shape[2]:
+            # Once a partial path is consistent with a single item, its remaining tokens are forced:
+            # key it by that item, so beams do not spend slots reaching one item by several orders.
+            single = (rows[:, :, 0] >= 0) & ((rows.shape[2] == 1) | (rows[:, :, 1 % rows.shape[2]] < 0))
+            keys = torch.cat([keys.masked_fill(single[:, :, None], -2),
+                              torch.where(single, rows[:, :, 0], -1)[:, :, None]], dim=2)
         ok = score > NEG
         ok &= ~_dedupe(keys, ok)
         key = score - cfg.diversity * _shared_codes(tokens, ok) if cfg.diversity else score
         key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
         parent, pos, tok, score = (torch.gather(x, 1, keep) for x in (parent, pos, tok, score))
-        st = _advance(index, st, sub, parent, pos, tok, score.masked_fill(key == NEG, NEG))
+        if rows is not None:
+            rows = torch.gather(rows, 1, keep[:, :, None].expand(-1, -1, rows.shape[2]))
+        st = _advance(index, st, sub, parent, pos, tok, score.masked_fill(key == NEG, NEG), rows)
     return _finish(index, st, k, calls)
 
 
+def _child_rows(index: PathIndex, rows: torch.Tensor, parent: torch.Tensor, pos: torch.Tensor,
+                tok: torch.Tensor) -> torch.Tensor:
+    """[B, T, C']: the parent's consistent items that also have `tok` at `pos`, compacted."""
+    rows = torch.gather(rows, 1, parent[:, :, None].expand(-1, -1, rows.shape[2]))
+    flat = index.sorted_paths.to(rows.device).flatten()
+    code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # code of each row at `pos`
+    return _compact(rows, (rows >= 0) & (code == tok[:, :, None]))
+
+
 def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: torch.Tensor, pos: torch.Tensor,
-             tok: torch.Tensor, score: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Children [B, K] inherit their parent's state plus one committed (position, token)."""
+             tok: torch.Tensor, score: torch.Tensor, rows: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Children [B, K] inherit their parent's state plus one committed (position, token).
+
+    `rows` are the children's consistent items in the identifier phase (None in the category phase).
+    """
     def take(x: torch.Tensor) -> torch.Tensor:
         shape = parent.shape + x.shape[2:]
         return torch.gather(x, 1, parent.view(parent.shape + (1,) * (x.dim() - 2)).expand(shape))
@@ -237,7 +259,7 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
     tokens = take(st["tokens"]).clone()
     tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
     new = {"tokens": tokens, "score": score, "origin": take(st["origin"]), "node": take(st["node"]),
-           "rows": take(st["rows"])}
+           "rows": take(st["rows"]) if rows is None else rows}
     device = tokens.device
     if sub < index.depth:
         nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
@@ -247,12 +269,6 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
             size = index.leaf_size.to(device)[new["node"]]
             arange = torch.arange(index.width, device=device)
             new["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
-        return new
-    rows = new["rows"]
-    flat = index.sorted_paths.to(device).flatten()
-    code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # [B, K, C] code at `pos`
-    keep = (rows >= 0) & (code == tok[:, :, None])
-    new["rows"] = _compact(rows, keep)
     return new
 
 
