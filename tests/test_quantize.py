@@ -105,3 +105,23 @@ def test_spread_removes_collisions_of_residual_kmeans() -> None:
     assert len(np.unique(plain, axis=0)) < len(x)
     assert len(np.unique(spread, axis=0)) == len(x)  # each blob (3 items) fits in the 4 last codes
     assert np.array_equal(plain[:, 0], spread[:, 0])
+
+
+def test_balanced_kmeans_spreads_a_skewed_cloud() -> None:
+    """One dense cloud plus far outliers: plain k-means spends codes on outliers, balanced does not."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(200, 4)), rng.normal(size=(8, 4)) * 50])
+    plain, _ = Q.residual_kmeans(x, levels=1, codebook_size=8, seed=0)
+    labels, centres = Q.balanced_kmeans(x, 8, seed=0)
+    assert centres.shape == (8, 4) and labels.shape == (208,)
+    assert np.bincount(plain[:, 0]).max() > 100
+    assert np.bincount(labels, minlength=8).max() <= 2 * 208 / 8
+    np.testing.assert_array_equal(labels, Q.balanced_kmeans(x, 8, seed=0)[0])
+    codes, sizes = Q.residual_kmeans(x, levels=2, codebook_size=8, seed=0, balanced=True)
+    assert codes.shape == (208, 2) and sizes == (8, 8)
+
+
+def test_sinkhorn_labels_balance_even_when_one_code_is_nearest() -> None:
+    dist = torch.tensor([[0.0, 1.0]] * 4)  # every row prefers code 0
+    dist[:2, 1] = 0.5  # rows 0-1 mind code 1 least
+    assert Q.sinkhorn_labels(dist, iters=50).tolist() == [1, 1, 0, 0]

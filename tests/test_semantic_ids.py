@@ -75,8 +75,10 @@ def test_health_hand_computed() -> None:
     TokenizerConfig(method="rkmeans", features="collab", levels=3, codebook_size=256),
     TokenizerConfig(method="rqvae", features="attributes", levels=2, codebook_size=4, rqvae_epochs=5,
                     rqvae_hidden_dim=16, rqvae_latent_dim=4, rqvae_batch_size=8),
+    TokenizerConfig(method="rkmeans", features="collab", levels=2, codebook_size=4, kmeans_balanced=True,
+                    spread_last_level=True),
     TokenizerConfig(method="letter"),
-], ids=["rkmeans", "rkmeans-clamped", "rqvae", "letter"])
+], ids=["rkmeans", "rkmeans-clamped", "rqvae", "rkmeans-balanced-spread", "letter"])
 def test_build_gives_unique_in_range_deterministic_ids(tmp_path: Path, cfg: TokenizerConfig) -> None:
     data = tiny_split(tmp_path, meta())
     ids = build_semantic_ids(data, cfg, cache=False)
@@ -88,6 +90,7 @@ def test_build_gives_unique_in_range_deterministic_ids(tmp_path: Path, cfg: Toke
     assert all(s <= cfg.codebook_size for s in ids.sizes[:-1]) or cfg.method == "letter"
     assert ids.health["items"] == N_ITEMS
     assert ids.source.startswith(cfg.method)
+    assert ("balanced" in ids.source) == cfg.kmeans_balanced
     again = build_semantic_ids(data, cfg, cache=False)
     assert torch.equal(ids.codes, again.codes) and ids.sizes == again.sizes
 

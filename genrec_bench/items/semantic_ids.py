@@ -45,6 +45,7 @@ class TokenizerConfig:
     # Not in TIGER: give items that would share a tuple distinct nearest free last-level codes (LC-Rec)
     # instead of leaving them to the meaningless de-dup token alone.
     spread_last_level: bool = False
+    kmeans_balanced: bool = False  # Sinkhorn-balanced clusters (OneRec's RQ-Kmeans); for small catalogues
     kmeans_n_init: int = 1
     kmeans_max_iter: int = 100
     rqvae_latent_dim: int = 32
@@ -170,7 +171,9 @@ def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True
         source, key = "letter", f"{VERSION}|letter|{_letter_digest(data)}"
     else:
         parts = resolve_spec(data, cfg.features)
-        source = f"{cfg.method}({'+'.join(parts)}{',spread' if cfg.spread_last_level else ''})"
+        flags = [f for f, on in (("balanced", cfg.kmeans_balanced and cfg.method == "rkmeans"),
+                                 ("spread", cfg.spread_last_level)) if on]
+        source = f"{cfg.method}({'+'.join(parts)}{''.join(',' + f for f in flags)})"
         key = f"{VERSION}|{FEATURES_VERSION}|{feature_key(data, parts, cfg.seed)}|{dataclasses.asdict(cfg)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cache_dir() / "semantic_ids"
@@ -198,7 +201,7 @@ def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True
 def _quantise(feats: np.ndarray, cfg: TokenizerConfig) -> tuple[np.ndarray, tuple[int, ...]]:
     if cfg.method == "rkmeans":
         return quantize.residual_kmeans(feats, cfg.levels, cfg.codebook_size, cfg.seed, cfg.kmeans_n_init,
-                                        cfg.kmeans_max_iter, cfg.spread_last_level)
+                                        cfg.kmeans_max_iter, cfg.spread_last_level, cfg.kmeans_balanced)
     return quantize.rqvae(feats, cfg.levels, cfg.codebook_size, cfg.seed, latent_dim=cfg.rqvae_latent_dim,
                           hidden_dim=cfg.rqvae_hidden_dim, epochs=cfg.rqvae_epochs,
                           batch_size=cfg.rqvae_batch_size, lr=cfg.rqvae_lr, beta=cfg.rqvae_beta,
