@@ -402,6 +402,7 @@ table.references{color:#555;font-size:.9em}
 table.references td.text{text-align:left}
 .note{color:#a15c00}
 .legend{color:#666;font-size:.85em;max-width:60em}
+.scroll{overflow-x:auto}
 .plots{display:flex;flex-wrap:wrap;gap:1em}
 svg.plot{background:#fff;border:1px solid #eee}
 """
@@ -434,8 +435,12 @@ def _fmt_tick(v: float) -> str:
 
 
 def svg_chart(series: list[Series], *, svg_id: str, css_class: str, title: str, xlabel: str, ylabel: str,
-              lines: bool = True, width: int = 440, height: int = 300) -> str:
-    """A line chart (or scatter when `lines` is False) as a standalone <svg> string with a legend."""
+              lines: bool = True, log_x: bool = False, width: int = 440, height: int = 300) -> str:
+    """A line chart (or scatter when `lines` is False) as a standalone <svg> string with a legend.
+
+    `log_x` puts x on a log10 axis (ticks at powers of ten): latencies of a popularity baseline and
+    a beam-search model differ by orders of magnitude. It needs positive x values.
+    """
     left, right, top, bottom = 60, 130, 30, 45
     pw, ph = width - left - right, height - top - bottom
     xs = [x for s in series for x in s.xs]
@@ -447,20 +452,28 @@ def svg_chart(series: list[Series], *, svg_id: str, css_class: str, title: str, 
         out.append(f'<text class="empty" x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" '
                    'font-size="12" fill="#888">no data</text></svg>')
         return "".join(out)
-    xt = nice_ticks(min(xs), max(xs))
+    tx = math.log10 if log_x else float
+    xt = (list(range(math.floor(tx(min(xs))), math.ceil(tx(max(xs))) + 1)) if log_x
+          else nice_ticks(min(xs), max(xs)))
+    if len(xt) == 1:
+        xt.append(xt[0] + 1)
     yt = nice_ticks(min(0.0, min(ys)), max(ys))
     x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
 
+    def sx(t: float) -> float:  # t on the (possibly log) axis scale
+        return left + (t - x0) / ((x1 - x0) or 1.0) * pw
+
     def px(x: float) -> float:
-        return left + (x - x0) / ((x1 - x0) or 1.0) * pw
+        return sx(tx(x))
 
     def py(y: float) -> float:
         return top + ph - (y - y0) / ((y1 - y0) or 1.0) * ph
 
     out.append('<g class="axes" font-size="10" fill="#444" stroke="none">')
     for v in xt:
-        out.append(f'<line x1="{px(v):.1f}" y1="{top}" x2="{px(v):.1f}" y2="{top + ph}" stroke="#eee"/>'
-                   f'<text x="{px(v):.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt_tick(v)}</text>')
+        out.append(f'<line x1="{sx(v):.1f}" y1="{top}" x2="{sx(v):.1f}" y2="{top + ph}" stroke="#eee"/>'
+                   f'<text x="{sx(v):.1f}" y="{top + ph + 14}" text-anchor="middle">'
+                   f'{_fmt_tick(10.0 ** v if log_x else v)}</text>')
     for v in yt:
         out.append(f'<line x1="{left}" y1="{py(v):.1f}" x2="{left + pw}" y2="{py(v):.1f}" stroke="#eee"/>'
                    f'<text x="{left - 5}" y="{py(v) + 3:.1f}" text-anchor="end">{_fmt_tick(v)}</text>')
@@ -505,8 +518,8 @@ def _board_plots(board: DatasetBoard, i: int) -> str:
                   xlabel="k", ylabel="Hit@k"),
         svg_chart(curve("ndcg"), svg_id=f"plot-{i}-ndcg", css_class="plot-ndcg", title="NDCG@k over k",
                   xlabel="k", ylabel="NDCG@k"),
-        svg_chart(latency, svg_id=f"plot-{i}-latency", css_class="plot-latency", lines=False,
-                  title=f"{sig} vs inference latency", xlabel="ms per user (1 / users per second)",
+        svg_chart(latency, svg_id=f"plot-{i}-latency", css_class="plot-latency", lines=False, log_x=True,
+                  title=f"{sig} vs inference latency", xlabel="ms per user, log scale (1 / users per second)",
                   ylabel=sig),
         svg_chart(training, svg_id=f"plot-{i}-training", css_class="plot-training",
                   title="validation NDCG@10 during training", xlabel="epoch", ylabel="valid NDCG@10"),
@@ -524,7 +537,7 @@ def _render_html(boards: list[DatasetBoard]) -> str:
                     f'data-fingerprint="{e(board.fingerprint)}"><h2>{e(board.title)}</h2>')
         body.extend(f'<p class="note">{e(n)}</p>' for n in board.notes)
         head = _header(board)
-        body.append(f'<table class="leaderboard" id="table-{i}"><thead><tr>'
+        body.append(f'<div class="scroll"><table class="leaderboard" id="table-{i}"><thead><tr>'
                     + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
         for row in board.rows:
             tds = "".join(f"<td>{e(v)}</td>" for v in _row_head(row))
@@ -534,7 +547,7 @@ def _render_html(boards: list[DatasetBoard]) -> str:
                 tds += f'<td{cls} data-metric="{c}">{mean} <span class="pm">{pm}</span></td>'
             p_cell = f"<td>{e(_fmt_p(board, row))}</td>"
             body.append(f'<tr class="run" data-label="{e(row.label)}">{tds}{p_cell}</tr>')
-        body.append("</tbody></table>")
+        body.append("</tbody></table></div>")
         body.append(f'<p class="legend">{e(LEGEND.format(metric=metric_title(board.sig_metric)))}</p>')
         if board.references:
             cols = _ref_columns(board.references)

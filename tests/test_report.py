@@ -259,6 +259,9 @@ def test_html_is_self_contained_with_table_and_plots() -> None:
     assert "tiger[letter]" in page and 'class="leaderboard"' in page
     _check_dom(page)
     assert 'id="plot-1-latency"' in page and ">no data</text>" in page  # toys has no timing: empty plot, same id
+    latency = page[page.index('id="plot-0-latency"'):].split("</svg>")[0]
+    assert all(f">{t}</text>" in latency for t in ("0.1", "1", "10", "100"))  # 0.2, 2.5 and 18 ms on a log axis
+    assert latency.count("<circle") == 3
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (CI: apt-get install -y chromium)")
