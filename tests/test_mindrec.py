@@ -19,7 +19,7 @@ from genrec_bench.metrics import summarise
 from genrec_bench.runtime import seed_everything
 
 TINY = dict(tree_branching=2, sid_levels=2, sid_codebook=4, d_model=32, layers=1, heads=2, d_ff=64, beam_width=5)
-TRAIN = TrainConfig(epochs=30, batch_size=32, lr=5e-3, warmup_steps=5, patience=0, eval_every=10, valid_users=24,
+TRAIN = TrainConfig(epochs=20, batch_size=32, lr=5e-3, warmup_steps=5, patience=0, eval_every=10, valid_users=24,
                     device="cpu")
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
