@@ -116,11 +116,14 @@ def test_auto_and_spec_errors(tmp_path: Path) -> None:
 def test_cache_is_written_and_reused(tmp_path: Path) -> None:
     data = tiny_split(tmp_path, meta=tiny_meta())
     first = F.item_features(data, "attributes+collab", seed=1)
-    files = list((tmp_path / "cache" / "features").glob("*.npy"))  # conftest points the cache at tmp_path
-    assert len(files) == 1
-    np.save(files[0], first * 0 + 7)  # a tampered cache entry proves the second call reads it
-    assert np.all(F.item_features(data, "attributes+collab", seed=1) == 7)
-    assert not np.all(F.item_features(data, "attributes+collab", seed=2) == 7)  # seed is in the key
+    files = sorted((tmp_path / "cache" / "features").glob("*.npy"))  # conftest points the cache here
+    assert len(files) == 2 and [f.name.split("-")[1] for f in files] == ["attributes", "collab"]
+    np.save(files[0], np.full((N_ITEMS, 3), 7, dtype=np.float32))  # tampered: proves it is read back
+    again = F.item_features(data, "attributes+collab", seed=1)
+    assert again.shape == (N_ITEMS, 3 + first.shape[1] - F.item_features(data, "attributes", seed=1,
+                                                                          cache=False).shape[1])
+    assert np.all(again[:, :3] == 7)
+    assert not np.all(F.item_features(data, "attributes", seed=2)[:, :3] == 7)  # the seed is in the key
 
 
 def test_minilm_embeddings(tmp_path: Path) -> None:

@@ -61,7 +61,17 @@ def resolve_spec(data: SplitData, spec: str) -> tuple[str, ...]:
 def item_features(data: SplitData, spec: str = "auto", seed: int = 0, cache: bool = True) -> np.ndarray:
     """[N, d] float32 item vectors aligned with `data.item_ids`: L2-normalised blocks concatenated."""
     parts = resolve_spec(data, spec)
-    path = cache_dir() / "features" / f"{feature_key(data, parts, seed)}.npy"
+    return np.concatenate([feature_block(data, p, seed, cache) for p in parts], axis=1)
+
+
+def feature_block(data: SplitData, part: str, seed: int = 0, cache: bool = True) -> np.ndarray:
+    """One source's [N, d_part] L2-normalised block, cached on its own so specs and seeds share it.
+
+    MiniLM is deterministic, so the text block ignores the seed: a second tokeniser seed does not
+    pay for the (minutes-long on CPU) text embedding again.
+    """
+    block_seed = 0 if part == "text" else seed
+    path = cache_dir() / "features" / f"{feature_key(data, (part,), block_seed)}.npy"
     if cache and path.exists():
         return np.load(path)
     builders: dict[str, Callable[[SplitData, int], np.ndarray]] = {
@@ -70,13 +80,12 @@ def item_features(data: SplitData, spec: str = "auto", seed: int = 0, cache: boo
         "attributes": attribute_block,
         "collab": collab_block,
     }
-    blocks = [l2_normalise(builders[p](data, seed)) for p in parts]
-    feats = np.concatenate(blocks, axis=1).astype(np.float32)
+    block = l2_normalise(builders[part](data, block_seed))
     if cache:
         buf = io.BytesIO()
-        np.save(buf, feats)
+        np.save(buf, block)
         atomic_write_bytes(path, buf.getvalue())
-    return feats
+    return block
 
 
 def feature_key(data: SplitData, parts: tuple[str, ...], seed: int) -> str:
