@@ -6,6 +6,7 @@ stdout. Every user-facing problem is a `GenrecError` printed as one line with ex
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genrec_bench.errors import GenrecError, Interrupted
@@ -42,6 +44,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 
 def _emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
@@ -205,15 +212,18 @@ def report(
     if fmt not in ("table", "markdown", "html", "json"):
         raise GenrecError(f"--format must be table, markdown, html or json, got {fmt!r}")
     records, warnings = load_records(results_dir(results))
-    for w in warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}")
+    _warn(warnings)
     boards = leaderboard(records, load_references() if references else None)
     text = render(boards, fmt)
     if out is not None:
         from genrec_bench.runtime import atomic_write_bytes
 
-        atomic_write_bytes(out, (text if isinstance(text, str) else str(text)).encode())
-        err.print(f"wrote {out}")
+        if not isinstance(text, str):  # a rich renderable: render it as plain text at a fixed width
+            plain = Console(width=160, no_color=True, record=True, file=io.StringIO())
+            plain.print(text)
+            text = plain.export_text()
+        atomic_write_bytes(out, text.encode())
+        err.print(f"wrote {escape(str(out))}")
     elif fmt == "table":
         err.print(text)
     else:
@@ -267,8 +277,7 @@ def bench(
     root = results_dir(results)
     run_suite(spec, root, jobs=jobs, data_dir=data_dir)
     records, warnings = load_records(root)
-    for w in warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}")
+    _warn(warnings)
     records = [r for r in records if r.suite == spec.name]
     text = render(leaderboard(records, load_references()), report_fmt)
     if report_fmt == "table":

@@ -74,20 +74,41 @@ def paired_compare(a: np.ndarray, b: np.ndarray, metric: str, *, n_boot: int = 2
 def mean_ci(values: np.ndarray, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
             ) -> tuple[float, float, float]:
     """Mean of per-user values with a bootstrap confidence interval."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return 0.0, 0.0, 0.0
-    boot = _bootstrap_means(values, n_boot, seed)
+    return mean_cis({"v": values}, n_boot=n_boot, confidence=confidence, seed=seed)["v"]
+
+
+def mean_cis(columns: dict[str, np.ndarray], *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+             ) -> dict[str, tuple[float, float, float]]:
+    """`mean_ci` for several per-user vectors of the same users, sharing one set of resamples.
+
+    Drawing the resample indices once instead of once per metric is what makes a Beauty-size
+    leaderboard (22k users x 9 metrics) take a fraction of a second per row.
+    """
+    names = list(columns)
+    if not names:
+        return {}
+    matrix = np.stack([np.asarray(columns[n], dtype=np.float64) for n in names], axis=1)  # [U, M]
+    if len(matrix) == 0:
+        return {n: (0.0, 0.0, 0.0) for n in names}
+    boot = _bootstrap_means(matrix, n_boot, seed)  # [n_boot, M]
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return float(values.mean()), float(low), float(high)
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+    means = matrix.mean(axis=0)
+    return {n: (float(means[i]), float(low[i]), float(high[i])) for i, n in enumerate(names)}
 
 
-def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int, chunk: int = 100) -> np.ndarray:
-    """Means of `n_boot` resamples, drawn in chunks so memory stays O(chunk x users)."""
+def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int, chunk: int = 50) -> np.ndarray:
+    """Means of `n_boot` resamples of the rows of `values` ([U] or [U, M]), drawn in chunks.
+
+    Each resample becomes a vector of draw counts per user, so all metrics are averaged by one
+    matrix product per chunk; memory stays O(chunk x users).
+    """
     rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
+    n = len(values)
+    out = np.empty((n_boot, *values.shape[1:]))
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        out[start : start + size] = values[rng.integers(0, len(values), size=(size, len(values)))].mean(axis=1)
+        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)  # [size, U]
+        out[start : start + size] = counts @ values / n
     return out

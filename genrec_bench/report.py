@@ -27,7 +27,7 @@ from rich.text import Text
 from scipy import stats
 
 from genrec_bench.errors import GenrecError
-from genrec_bench.metrics import PairedResult, mean_ci, paired_compare, per_user
+from genrec_bench.metrics import PairedResult, mean_cis, paired_compare, per_user
 from genrec_bench.results import RunRecord
 
 FORMATS = ("table", "markdown", "html", "json")
@@ -187,7 +187,7 @@ def _label_stats(runs: list[RunRecord], ks: list[int], columns: list[str], n_boo
     per_seed = [_per_user_sorted(r, ks) for r in runs]
     if len(per_seed) == 1:
         users, values = per_seed[0]
-        cis = {c: mean_ci(values[c], n_boot=n_boot, confidence=CONFIDENCE) for c in columns}
+        cis = mean_cis({c: values[c] for c in columns}, n_boot=n_boot, confidence=CONFIDENCE)
         return cis, users, values, "bootstrap"
     common = reduce(np.intersect1d, (u for u, _ in per_seed))
     averaged = {c: np.mean([v[c][np.searchsorted(u, common)] for u, v in per_seed], axis=0) for c in columns}
