@@ -103,7 +103,12 @@ def dedup_level(codes: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def health_report(codes: np.ndarray, sizes: tuple[int, ...]) -> dict[str, object]:
-    """Quality of the tuples BEFORE de-dup: how much of each codebook is used and how evenly."""
+    """Quality of the tuples BEFORE de-dup: how much of each codebook is used and how evenly.
+
+    Keys: items, codes_used [L], entropy_bits [L] (of each level's code distribution), max_entropy_bits
+    [L], unique_tuples, collision_rate (fraction of items whose tuple another item shares) and
+    max_items_per_tuple (= the de-dup level's size).
+    """
     n, levels = codes.shape
     used, entropy = [], []
     for level in range(levels):
