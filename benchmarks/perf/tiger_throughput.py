@@ -44,7 +44,7 @@ def measure(cfg: TigerConfig, prefixes_of, ids, steps: int, warmup: int, batch: 
     return {"seconds_per_step": round(seconds / steps, 3), "samples_per_s": round(steps * batch / seconds, 1),
             "epoch_minutes": round(prefixes.num_examples() / (steps * batch / seconds) / 60, 1),
             "parameters": sum(p.numel() for p in net.parameters()), "train_prefixes": prefixes.num_examples(),
-            "final_loss": round(float(loss), 3)}
+            "final_loss": round(float(loss.detach()), 3)}
 
 
 def main() -> None:
