@@ -1,15 +1,16 @@
 """MindRec (Gao et al., arXiv 2511.12597): masked-diffusion generation of an item's coarse-to-fine
 path (category tokens, then identifier tokens), decoded by Diffusion Beam Search.
 
-The paper fine-tunes an 8B diffusion LLM; this backend trains a compact bidirectional Transformer
-encoder from scratch with the same objective, on `[history items | SEP | target path]`:
+The paper fine-tunes an 8B diffusion LLM (LLaDA-8B-Instruct + LoRA); this backend trains a
+compact Transformer encoder from scratch with the same objective, on
+`[history items | SEP | target path]` (the target attends to everything, in both directions):
 t ~ U(0, 1) per example, p_mask = (1 - eps) t + eps, every target token masked independently
 (the history never is), cross-entropy on masked tokens weighted by 1 / p_mask, summed and divided
 by the number of target tokens. Position p of the target has its own vocabulary (the nodes of
 tree level p, or the codes of identifier level p), stored as one embedding table with
 per-position offsets; the output head is tied to it and restricted to the position's slice.
 
-Efficiency switches (recorded in `FitReport.extra`; see docs/mindrec.md for the paper setting):
+Efficiency switches (recorded in `FitReport.extra`; each has the paper's setting one flag away):
 - `cache_history`: the [history | SEP] block does not attend to the target, so decoding
   computes it once per user instead of once per beam and step (paper: fully bidirectional);
 - each history item is ONE position (`history_repr = "codes"`: the sum of its path-token
