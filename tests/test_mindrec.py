@@ -36,11 +36,11 @@ def tiny_split(tmp_path: Path, n_users: int = 24, n_items: int = 15, length: int
     return make_split(inter, DataConfig(kcore=0), "tiny")
 
 
-@pytest.mark.parametrize("tree_source,order", [("auto", "confidence"), ("none", "random")])
-def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, order: str) -> None:
+@pytest.mark.parametrize("tree_source,order,cache", [("auto", "confidence", True), ("none", "random", False)])
+def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, order: str, cache: bool) -> None:
     seed_everything(0)
     data = tiny_split(tmp_path)
-    model = MindRec(MindRecConfig(**TINY, tree_source=tree_source, order=order))
+    model = MindRec(MindRecConfig(**TINY, tree_source=tree_source, order=order, cache_history=cache))
     report = model.fit(data, TRAIN)
     assert report.extra["tree_depth"] == (0 if tree_source == "none" else 2)
     assert report.extra["tree_source"] == ("none" if tree_source == "none" else "kmeans")
