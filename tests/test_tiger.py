@@ -94,6 +94,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path):
                                          device="cpu"), workdir=tmp_path / "work")
     assert report.steps > 0 and report.best_valid is not None
     assert report.extra["history_encoding"] == "item_sum" and report.extra["train_examples"] > 0
+    assert any(d.startswith("history_encoding=item_sum") for d in report.extra["departures_from_paper"])
     hist, _ = data.to_tensors("test")
     k = 5
     ranked = model.recommend(hist, k)

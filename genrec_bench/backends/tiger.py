@@ -308,7 +308,7 @@ class Tiger:
                        lambda: validation_ndcg(self, data, cfg.valid_users), workdir, label="tiger")
         report.extra.update({
             "history_encoding": self.cfg.history_encoding,
-            "paper_history_encoding": "tokens",
+            "departures_from_paper": self._departures(),
             "preset": self.cfg.preset,
             "model_sizes": {k: self.cfg.size(k) for k in PRESETS["paper"]},
             "parameters": sum(p.numel() for p in self.net_.parameters()),
@@ -319,9 +319,22 @@ class Tiger:
             "train_examples": trainable.num_examples(),
             "max_history": self.max_history_,
             "beam_width": self.cfg.beam_width,
-            "user_token": "none (paper: hashed user-id token)",
         })
         return report
+
+    def _departures(self) -> list[str]:
+        """Every way this run differs from the paper's setting, for the run record."""
+        out = []
+        if self.cfg.history_encoding != "tokens":
+            out.append(f"history_encoding={self.cfg.history_encoding} (paper: tokens, L positions per item)")
+        paper = {k: v for k, v in PRESETS["paper"].items() if self.cfg.size(k) != v}
+        if paper:
+            out.append("model size " + ", ".join(f"{k}={self.cfg.size(k)} (paper: {v})" for k, v in paper.items()))
+        if self.cfg.sid_method != "rqvae":
+            out.append(f"sid_method={self.cfg.sid_method} (paper: rqvae over Sentence-T5 text embeddings)")
+        out.append("no user-id token (paper: hashed user id)")
+        out.append("optimiser: shared AdamW loop with linear schedule (paper: lr 0.01, inverse-sqrt decay)")
+        return out
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
         if self.net_ is None or self.trie_ is None:
