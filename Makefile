@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 
-.PHONY: install test bench lint report clean
+.PHONY: install test bench lint ci-report clean
 
 install: $(STAMP)
 
@@ -23,6 +23,12 @@ test: install
 
 bench: install
 	$(VENV)/bin/genrec-bench bench
+
+# The tiny CI suite rendered as the leaderboard files a CI job publishes.
+ci-report: install
+	$(VENV)/bin/genrec-bench bench benchmarks/suites/ci-tiny.toml --results reports/ci-results --report markdown
+	$(VENV)/bin/genrec-bench report --results reports/ci-results --format markdown --out reports/leaderboard.md
+	$(VENV)/bin/genrec-bench report --results reports/ci-results --format html --out reports/leaderboard.html
 
 lint: install
 	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks
