@@ -6,6 +6,7 @@ stdout. Every user-facing problem is a `GenrecError` printed as one line with ex
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -264,16 +265,25 @@ def bench(
     jobs: Annotated[int, typer.Option(help="Jobs run in parallel (processes).")] = 1,
     data_dir: DataDirOpt = None,
     report_fmt: Annotated[str, typer.Option("--report", help="Leaderboard format printed at the end.")] = "table",
+    only: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Run only these of the suite's datasets "
+                                                                           "(repeatable).")] = None,
 ) -> None:
     """Run a suite (datasets x models x seeds), skipping what is recorded, then print the leaderboard.
 
-    Examples: genrec-bench bench;  genrec-bench bench benchmarks/suites/tiger-paper.toml --jobs 2
+    Examples: genrec-bench bench;  genrec-bench bench benchmarks/suites/tiger-paper.toml --jobs 2;
+    genrec-bench bench benchmarks/suites/mindrec-paper.toml --dataset instruments
     """
     from genrec_bench.bench import load_suite, run_suite
     from genrec_bench.report import leaderboard, load_references, render
     from genrec_bench.results import load_records, results_dir
 
     spec = load_suite(suite)
+    if only:
+        missing = [d for d in only if d not in spec.datasets]
+        if missing:
+            raise GenrecError(f"--dataset {', '.join(missing)} is not in suite '{spec.name}' "
+                              f"(it has: {', '.join(spec.datasets)})")
+        spec = dataclasses.replace(spec, datasets=tuple(d for d in spec.datasets if d in only))
     root = results_dir(results)
     run_suite(spec, root, jobs=jobs, data_dir=data_dir)
     records, warnings = load_records(root)
