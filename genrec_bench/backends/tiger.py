@@ -34,7 +34,8 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from genrec_bench.backends.base import FitReport, Ranked
 from genrec_bench.config import TrainConfig, _check
-from genrec_bench.data.split import PAD, SplitData
+from genrec_bench.data.examples import NextItemWindows
+from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.decoding.trie import PrefixTrie, build_trie
 from genrec_bench.errors import GenrecError
@@ -243,29 +244,12 @@ class FastDecoder:
         return level
 
 
-class TrainingPrefixes:
-    """Every (history window, next item) pair of the training sequences, built without a Python loop."""
+class TrainingPrefixes(NextItemWindows):
+    """The `training.Trainable` view of TIGER: next-item windows, teacher-forced cross-entropy."""
 
     def __init__(self, net: TigerNet, data: SplitData, max_history: int):
+        super().__init__(data, max_history)
         self.module = net
-        flat, offsets = data.train_sequences()
-        lengths = np.diff(offsets)
-        starts = np.repeat(offsets[:-1], lengths)
-        position = np.arange(len(flat)) - starts
-        keep = position >= 1  # a target needs at least one history item
-        self.flat = torch.from_numpy(flat.astype(np.int64))
-        self.target = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
-        self.start = torch.from_numpy(starts[keep].astype(np.int64))
-        self.window = torch.arange(max_history) - max_history
-
-    def num_examples(self) -> int:
-        return len(self.target)
-
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        t, s = self.target[index], self.start[index]
-        idx = t[:, None] + self.window[None, :]
-        hist = torch.where(idx >= s[:, None], self.flat[idx.clamp(min=0)], PAD)
-        return hist.to(device), self.flat[t].to(device)
 
     def loss(self, module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return module(*batch)
