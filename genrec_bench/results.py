@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from genrec_bench.errors import GenrecError, did_you_mean
-from genrec_bench.runtime import atomic_write_bytes
+from genrec_bench.runtime import atomic_write_bytes, json_default
 
 SCHEMA_VERSION = 1
 RESULTS_ENV = "GENREC_BENCH_RESULTS"
@@ -64,7 +64,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: numpy scalars/arrays and tuples from the caller become ints/floats/lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=_json_default))
+        return json.loads(json.dumps(dataclasses.asdict(self), default=json_default))
 
     @classmethod
     def from_dict(cls, obj: Any) -> RunRecord:
@@ -115,18 +115,6 @@ _FIELD_CHECKS = {
     "eval_seconds": _is_num, "users_per_second": _is_num, "env": lambda v: isinstance(v, dict),
     "suite": lambda v: isinstance(v, str), "created": lambda v: isinstance(v, str), "schema": _is_int,
 }
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store a {type(obj).__name__} in a run record")
 
 
 def results_dir(explicit: Path | None = None) -> Path:
@@ -233,7 +221,7 @@ def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, 
             config: dict) -> str:
     """Identity of a unit of work, computable before the run exists (what `bench` checks to skip it)."""
     ident = [model, label or model, dataset, split, fingerprint, int(seed), config]
-    canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=_json_default)
+    canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 

@@ -68,14 +68,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n").encode())
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """`json.dumps(default=...)` for the numpy scalars/arrays and paths that records and run files carry."""
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

@@ -37,7 +37,8 @@ from torch import nn
 
 from genrec_bench.backends.base import FitReport, Ranked
 from genrec_bench.config import TrainConfig, _check
-from genrec_bench.data.split import PAD, SplitData
+from genrec_bench.data.examples import NextItemWindows
+from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.diffusion_beam import (
     ORDERS,
     PathIndex,
@@ -271,29 +272,13 @@ class MindRecNet(nn.Module):
         return self._head(x)
 
 
-class DiffusionExamples:
-    """Every (history window, next item) pair of the training sequences, with masked-diffusion loss."""
+class DiffusionExamples(NextItemWindows):
+    """The `training.Trainable` view of MindRec: next-item windows, masked-diffusion loss."""
 
     def __init__(self, net: MindRecNet, data: SplitData, max_history: int, eps: float):
+        super().__init__(data, max_history)
         self.module = net
         self.eps = eps
-        flat, offsets = data.train_sequences()
-        lengths = np.diff(offsets)
-        starts = np.repeat(offsets[:-1], lengths)
-        keep = np.arange(len(flat)) - starts >= 1  # a target needs at least one history item
-        self.flat = torch.from_numpy(flat.astype(np.int64))
-        self.target = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
-        self.start = torch.from_numpy(starts[keep].astype(np.int64))
-        self.window = torch.arange(max_history) - max_history
-
-    def num_examples(self) -> int:
-        return len(self.target)
-
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        t, s = self.target[index], self.start[index]
-        idx = t[:, None] + self.window[None, :]
-        hist = torch.where(idx >= s[:, None], self.flat[idx.clamp(min=0)], PAD)
-        return hist.to(device), self.flat[t].to(device)
 
     def loss(self, module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         hist, items = batch
