@@ -100,3 +100,24 @@ def test_datasets_json(capsys, monkeypatch):
 def test_help_teaches_with_examples(capsys, monkeypatch):
     code, out, _ = run_cli(["train", "--help"], capsys, monkeypatch)
     assert code == 0 and "Examples" in out and "--resume" in out
+
+
+def test_compare_two_runs_on_the_same_split(seq_file, tmp_path, capsys, monkeypatch):
+    ids = []
+    for name, model in (("pop", "popularity"), ("sas", "sasrec")):
+        run = tmp_path / name
+        extra = ["--set", "train.epochs=2", "--set", "model.hidden=8", "--set", "model.layers=1"]
+        args = ["train", "-m", model, "--data", str(seq_file), "-o", str(run), *(extra if model == "sasrec" else [])]
+        assert run_cli(args, capsys, monkeypatch)[0] == 0
+        code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5"], capsys, monkeypatch)
+        assert code == 0, err
+        ids.append(json.loads(out)["run_id"])
+    code, out, err = run_cli(["compare", ids[1], ids[0], "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    rows = {r["metric"]: r for r in json.loads(out)["comparisons"]}
+    assert {"hit@1", "ndcg@5", "mrr"} <= set(rows)
+    for r in rows.values():
+        assert r["ci_low"] <= r["diff"] <= r["ci_high"] and 0.0 <= r["p_value"] <= 1.0
+        assert abs(r["diff"] - (r["mean_a"] - r["mean_b"])) < 1e-12
+    code, _, err = run_cli(["compare", ids[0], "nope"], capsys, monkeypatch)
+    assert code == 2 and "nope" in err
