@@ -6,19 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import random_unique_codes
 from genrec_bench.decoding.beam_search import constrained_beam_search, exhaustive_search
 from genrec_bench.decoding.trie import build_trie
-
-
-def random_codes(n: int, sizes: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    """n distinct random tuples with level-local codes below `sizes`."""
-    g = torch.Generator().manual_seed(seed)
-    flat = torch.randperm(int(torch.tensor(sizes).prod()), generator=g)[:n]
-    digits = []
-    for size in reversed(sizes):
-        digits.append(flat % size)
-        flat = flat // size
-    return torch.stack(digits[::-1], dim=1)
 
 
 class ToyModel(nn.Module):
@@ -40,7 +30,7 @@ class ToyModel(nn.Module):
 
 
 def setup(n: int, sizes: tuple[int, ...], batch: int = 5, seed: int = 0):
-    codes = random_codes(n, sizes, seed=seed)
+    codes = random_unique_codes(n, sizes, seed=seed)
     trie = build_trie(codes, sizes)
     model = ToyModel(batch, len(sizes), trie.vocab, seed=seed)
     return codes, trie, model

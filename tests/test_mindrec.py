@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 
+from conftest import walk_split
 from genrec_bench.backends.base import create_backend
 from genrec_bench.backends.mindrec import MindRec, MindRecConfig, MindRecNet
-from genrec_bench.config import DataConfig, TrainConfig, from_dict, load_run_config
-from genrec_bench.data.loaders import Interactions, ItemMeta
-from genrec_bench.data.split import make_split
+from genrec_bench.config import TrainConfig, from_dict, load_run_config
 from genrec_bench.errors import GenrecError
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import summarise
@@ -24,22 +22,12 @@ TRAIN = TrainConfig(epochs=20, batch_size=32, lr=5e-3, warmup_steps=5, patience=
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
 
-def tiny_split(tmp_path: Path, n_users: int = 24, n_items: int = 15, length: int = 7):
-    """User u walks items u, u+1, ... (mod n_items): a pattern a model can learn."""
-    rows = [(f"u{u}", f"i{(u + j) % n_items}", float(j)) for u in range(n_users) for j in range(length)]
-    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Float64},
-                         orient="row").with_row_index("row")
-    source = tmp_path / "tiny.txt"
-    source.write_text("tiny\n")
-    inter = Interactions(frame=frame.select("user_id", "item_id", "timestamp", "row"), meta=ItemMeta(),
-                         source=source)
-    return make_split(inter, DataConfig(kcore=0), "tiny")
 
 
 @pytest.mark.parametrize("tree_source,order,cache", [("auto", "confidence", True), ("none", "random", False)])
 def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, order: str, cache: bool) -> None:
     seed_everything(0)
-    data = tiny_split(tmp_path)
+    data = walk_split(tmp_path)
     model = MindRec(MindRecConfig(**TINY, tree_source=tree_source, order=order, cache_history=cache))
     report = model.fit(data, TRAIN)
     assert report.extra["tree_depth"] == (0 if tree_source == "none" else 2)
@@ -62,7 +50,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, or
 
 def test_greedy_returns_one_item_and_beam_covers_k_fills_lists(tmp_path: Path) -> None:
     seed_everything(0)
-    data = tiny_split(tmp_path)
+    data = walk_split(tmp_path)
     model = MindRec(MindRecConfig(**{**TINY, "beam_width": 1, "beam_covers_k": False}))
     model.fit(data, TrainConfig(**{**TRAIN.__dict__, "epochs": 3, "eval_every": 3}))
     hist, _ = data.to_tensors("test")

@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import polars as pl
 import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from conftest import random_unique_codes, walk_split
 from genrec_bench.backends.base import create_backend
 from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet, TrainingPrefixes
-from genrec_bench.config import DataConfig, TrainConfig
-from genrec_bench.data.loaders import Interactions, ItemMeta
-from genrec_bench.data.split import make_split
+from genrec_bench.config import TrainConfig
 from genrec_bench.errors import GenrecError
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
             sid_codebook=4, beam_width=6)
 
 
-def tiny_split(tmp_path: Path, n_users: int = 24, n_items: int = 15, length: int = 7):
-    """User u walks items u, u+1, ... (mod n_items): a pattern a model can learn."""
-    rows = [(f"u{u}", f"i{(u + j) % n_items}", float(j)) for u in range(n_users) for j in range(length)]
-    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Float64},
-                         orient="row").with_row_index("row")
-    source = tmp_path / "tiny.txt"
-    source.write_text("tiny\n")
-    inter = Interactions(frame=frame.select("user_id", "item_id", "timestamp", "row"), meta=ItemMeta(),
-                         source=source)
-    return make_split(inter, DataConfig(kcore=0), "tiny")
 
 
-def unique_codes(n: int, sizes: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    flat = torch.randperm(int(torch.tensor(sizes).prod()), generator=g)[:n]
-    digits = []
-    for size in reversed(sizes):
-        digits.append(flat % size)
-        flat = flat // size
-    return torch.stack(digits[::-1], dim=1)
 
 
 @torch.no_grad()
@@ -48,7 +26,7 @@ def test_fast_decoder_matches_t5_forward(encoding):
     """Cached incremental steps with reordered beams give the T5 forward's log-probabilities."""
     torch.manual_seed(0)
     sizes = (5, 4, 3)
-    codes = unique_codes(30, sizes)
+    codes = random_unique_codes(30, sizes)
     net = TigerNet(TigerConfig(**{**TINY, "history_encoding": encoding}), codes, sizes).eval()
     hist = torch.randint(0, 30, (3, 5))
     hist[0, :3] = -1
@@ -74,9 +52,9 @@ def test_fast_decoder_matches_t5_forward(encoding):
 
 
 def test_training_prefixes_are_every_prefix(tmp_path):
-    data = tiny_split(tmp_path)
+    data = walk_split(tmp_path)
     sizes = (4, 4)
-    net = TigerNet(TigerConfig(**TINY), unique_codes(data.n_items, sizes), sizes)
+    net = TigerNet(TigerConfig(**TINY), random_unique_codes(data.n_items, sizes), sizes)
     prefixes = TrainingPrefixes(net, data, max_history=3)
     flat, offsets = data.train_sequences()
     assert prefixes.num_examples() == int(sum(n - 1 for n in (offsets[1:] - offsets[:-1])))
@@ -88,7 +66,7 @@ def test_training_prefixes_are_every_prefix(tmp_path):
 
 def test_fit_recommend_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    data = tiny_split(tmp_path)
+    data = walk_split(tmp_path)
     model = Tiger(TigerConfig(**TINY))
     report = model.fit(data, TrainConfig(epochs=3, batch_size=32, lr=3e-3, warmup_steps=0, patience=0,
                                          device="cpu"), workdir=tmp_path / "work")
@@ -115,7 +93,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path):
 
 def test_tokens_encoding_trains(tmp_path):
     torch.manual_seed(0)
-    data = tiny_split(tmp_path)
+    data = walk_split(tmp_path)
     model = Tiger(TigerConfig(**{**TINY, "history_encoding": "tokens"}))
     report = model.fit(data, TrainConfig(epochs=1, batch_size=64, device="cpu", warmup_steps=0))
     assert report.extra["history_encoding"] == "tokens"
@@ -149,7 +127,7 @@ def test_config_from_model_table_and_presets():
 def test_recommend_agrees_with_transformers_generate(tmp_path):
     """Same model, same users: our decoder and HF beam search with prefix constraints agree."""
     torch.manual_seed(1)
-    data = tiny_split(tmp_path, n_users=30, n_items=30)
+    data = walk_split(tmp_path, n_users=30, n_items=30)
     model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3}))
     model.fit(data, TrainConfig(epochs=2, batch_size=32, device="cpu", warmup_steps=0))
     net, depth, k, beam = model.net_, len(model.net_.sizes), 4, 6
