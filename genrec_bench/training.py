@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -168,6 +169,8 @@ def train(
                         state["done"] = True
             record["seconds"] = time.perf_counter() - start
             state["history"].append(record)
+            if is_main_process():
+                print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in record.items()), file=sys.stderr, flush=True)
             state["elapsed"] = time.perf_counter() - start
             save_checkpoint()
     if state["best_state"] is not None:
