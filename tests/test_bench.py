@@ -102,3 +102,29 @@ def test_concurrent_bench_processes_lose_and_duplicate_nothing(tmp_path):
     # a job the other process held is left to it; a final pass completes anything left
     run_suite(load_suite(suite), root)
     assert len(load_records(root)[0]) == 6
+
+
+def test_interrupted_suite_resumes_without_retraining(seq_file, tmp_path, monkeypatch):
+    import genrec_bench.bench as bench
+
+    suite = load_suite(_suite_file(tmp_path, seq_file, seeds="[0]"))
+    root = tmp_path / "res"
+    real_eval = bench.evaluate_run
+    calls = {"n": 0}
+
+    def crash_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C after the second job trained
+        return real_eval(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "evaluate_run", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, root)
+    assert len(load_records(root)[0]) == 1
+    monkeypatch.setattr(bench, "evaluate_run", real_eval)
+    trained = []
+    monkeypatch.setattr(bench, "train_run", lambda *a, **k: trained.append(a))
+    assert run_suite(suite, root) == {"done": 1, "skipped": 1, "busy": 0}
+    assert trained == []  # the finished training was reused, only its evaluation ran again
+    assert len(load_records(root)[0]) == 2
