@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import multiprocessing
 import os
 import tomllib
 from collections.abc import Iterator
@@ -214,7 +215,8 @@ def run_suite(suite: Suite, root: Path, jobs: int = 1, data_dir: Path | None = N
                 counts[run_job(job, root, dd, threads)] += 1
                 bar.advance(1, f"{job.dataset}/{job.spec.label}/seed {job.seed}")
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            # spawn, not fork: a forked child inherits polars' and OpenMP's thread pools mid-flight and can hang.
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {pool.submit(run_job, job, root, dd, threads): job for job in todo}
                 for fut in as_completed(futures):
                     job = futures[fut]

@@ -128,3 +128,9 @@ def test_interrupted_suite_resumes_without_retraining(seq_file, tmp_path, monkey
     assert run_suite(suite, root) == {"done": 1, "skipped": 1, "busy": 0}
     assert trained == []  # the finished training was reused, only its evaluation ran again
     assert len(load_records(root)[0]) == 2
+
+
+def test_parallel_jobs(seq_file, tmp_path):
+    suite = load_suite(_suite_file(tmp_path, seq_file, seeds="[0]"))
+    assert run_suite(suite, tmp_path / "res", jobs=2) == {"done": 2, "skipped": 0, "busy": 0}
+    assert len(load_records(tmp_path / "res")[0]) == 2
