@@ -278,7 +278,7 @@ def _metric_order(name: str) -> tuple[int, int, str]:
 
 
 def _header(board: DatasetBoard) -> list[str]:
-    return ["model", "seeds", "users", *map(metric_title, board.columns),
+    return ["model", "seed(s)", "users", *map(metric_title, board.columns),
             f"p vs best ({metric_title(board.sig_metric)})"]
 
 
@@ -374,7 +374,7 @@ class _TerminalBoard:
         board = self.board
         table = Table(title=Text(board.title, style="bold") if first else None, title_justify="left",
                       box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-        for name, justify in (("model", "left"), ("seeds", "right"), ("users", "right")):
+        for name, justify in (("model", "left"), ("seed(s)", "right"), ("users", "right")):
             table.add_column(name, justify=justify, no_wrap=True)
         if first:
             table.add_column("p vs best", justify="right", no_wrap=True)
