@@ -5,15 +5,14 @@ The floor any learned model must clear; ties are broken by item index, like ever
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 
-from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import SplitData
 from genrec_bench.errors import GenrecError
@@ -45,12 +44,10 @@ class Popularity:
         return Ranked(items=top.items.expand(len(histories), -1), scores=top.scores.expand(len(histories), -1))
 
     def save(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save({"counts": self.counts_}, path / "state.pt")
-        (path / "backend.json").write_text(json.dumps({"name": self.name, "config": asdict(self.cfg)}))
+        save_backend(path, self.name, self.cfg, {"counts": self.counts_})
 
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> Popularity:
         model = cls()
-        model.counts_ = torch.load(path / "state.pt", weights_only=True)["counts"]
+        model.counts_ = load_backend(path)[1]["counts"]
         return model

@@ -9,10 +9,9 @@ recent item always has the last position, in training windows and in left-padded
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import PAD, SplitData, _ranges
 from genrec_bench.errors import GenrecError
@@ -223,16 +222,13 @@ class SASRec:
 
     def save(self, path: Path) -> None:
         module = self._fitted()
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save({"module": module.state_dict(), "n_items": module.n_items, "max_len": module.max_len},
-                   path / "state.pt")
-        (path / "backend.json").write_text(json.dumps({"name": self.name, "config": asdict(self.cfg)}))
+        save_backend(path, self.name, self.cfg,
+                     {"module": module.state_dict(), "n_items": module.n_items, "max_len": module.max_len})
 
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> SASRec:
-        meta = json.loads((path / "backend.json").read_text())
+        meta, state = load_backend(path)
         model = cls(SASRecConfig(**meta["config"]))
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         model.module_ = SASRecModule(state["n_items"], state["max_len"], model.cfg)
         model.module_.load_state_dict(state["module"])
         model.device_ = device or torch.device("cpu")

@@ -84,6 +84,26 @@ def available_backends() -> list[str]:
     return out
 
 
+def save_backend(path: Path, name: str, cfg: Any, state: dict[str, Any], info: dict[str, Any] | None = None) -> None:
+    """Write a backend's `state.pt` (tensors) and `backend.json` (name, config, info), each atomically,
+    so a crash mid-save never leaves a run directory that loads half a model."""
+    from dataclasses import asdict
+
+    from genrec_bench.runtime import atomic_torch_save, atomic_write_json
+
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(state, path / "state.pt")
+    atomic_write_json(path / "backend.json", {"name": name, "config": asdict(cfg), "info": info or {}})
+
+
+def load_backend(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(backend.json, state.pt) of a saved backend; tensors are loaded on the CPU."""
+    import json
+
+    meta = json.loads((path / "backend.json").read_text())
+    return meta, torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+
+
 def create_backend(name: str, model_cfg: dict[str, Any], source: str = "config") -> Backend:
     """Instantiate backend `name` from the `[model]` table (validated by its `Config` dataclass)."""
     from genrec_bench.config import from_dict

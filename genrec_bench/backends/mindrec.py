@@ -22,11 +22,10 @@ Efficiency switches (recorded in `FitReport.extra`; each has the paper's setting
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.examples import NextItemWindows
 from genrec_bench.data.split import SplitData
@@ -51,7 +50,7 @@ from genrec_bench.items.category_tree import SOURCES as TREE_SOURCES
 from genrec_bench.items.category_tree import TreeConfig, build_category_tree, resolve_source
 from genrec_bench.items.features import item_features
 from genrec_bench.items.semantic_ids import METHODS, TokenizerConfig, build_semantic_ids, format_health
-from genrec_bench.runtime import atomic_torch_save, atomic_write_json, resolve_device
+from genrec_bench.runtime import resolve_device
 
 HISTORY_REPRS = ("codes", "id_codes")
 # Beams x leaf-width cells one search call may hold; larger user batches are decoded in chunks.
@@ -396,16 +395,13 @@ class MindRec:
     def save(self, path: Path) -> None:
         if self.net_ is None:
             raise GenrecError("mindrec model is not fitted")
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({"net": self.net_.state_dict(), "paths": self.paths_, "sizes": list(self.net_.sizes),
-                           "depth": self.depth_, "max_history": self.max_history_}, path / "state.pt")
-        atomic_write_json(path / "backend.json", {"name": self.name, "config": asdict(self.cfg),
-                                                  "info": self.info_})
+        save_backend(path, self.name, self.cfg, {"net": self.net_.state_dict(), "paths": self.paths_,
+                                                 "sizes": list(self.net_.sizes), "depth": self.depth_,
+                                                 "max_history": self.max_history_}, info=self.info_)
 
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> MindRec:
-        meta = json.loads((path / "backend.json").read_text())
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        meta, state = load_backend(path)
         model = cls(MindRecConfig(**meta["config"]))
         model.max_history_ = int(state["max_history"])
         model._build(state["paths"], tuple(state["sizes"]), int(state["depth"]), device or torch.device("cpu"))

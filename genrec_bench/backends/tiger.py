@@ -17,11 +17,10 @@ Efficiency switches (recorded in `FitReport.extra`; the paper setting stays one 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +31,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
-from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.examples import NextItemWindows
 from genrec_bench.data.split import SplitData
@@ -40,7 +39,7 @@ from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.decoding.trie import PrefixTrie, build_trie
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfig, build_semantic_ids, format_health
-from genrec_bench.runtime import atomic_torch_save, atomic_write_json, resolve_device
+from genrec_bench.runtime import resolve_device
 
 PAD_TOKEN = 0  # encoder padding and decoder start token
 HISTORY_ENCODINGS = ("item_sum", "tokens")
@@ -339,15 +338,13 @@ class Tiger:
     def save(self, path: Path) -> None:
         if self.net_ is None:
             raise GenrecError("tiger model is not fitted")
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({"net": self.net_.state_dict(), "codes": self.codes_, "sizes": list(self.net_.sizes),
-                           "max_history": self.max_history_, "source": self.source_}, path / "state.pt")
-        atomic_write_json(path / "backend.json", {"name": self.name, "config": asdict(self.cfg)})
+        save_backend(path, self.name, self.cfg, {"net": self.net_.state_dict(), "codes": self.codes_,
+                                                 "sizes": list(self.net_.sizes), "max_history": self.max_history_,
+                                                 "source": self.source_})
 
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> Tiger:
-        meta = json.loads((path / "backend.json").read_text())
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        meta, state = load_backend(path)
         model = cls(TigerConfig(**meta["config"]))
         model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"))
         model.net_.load_state_dict(state["net"])
