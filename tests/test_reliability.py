@@ -44,7 +44,7 @@ def medium_file(tmp_path: Path) -> Path:
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(medium_file, tmp_path):
-    common = ["train", "-m", "sasrec", "--data", str(medium_file), *SASREC, "--set", "train.epochs=8",
+    common = ["train", "-m", "sasrec", "--data", str(medium_file), *SASREC, "--set", "train.epochs=12",
               "--set", "train.checkpoint_every=3", "--seed", "7"]
     ref = _cli([*common, "--out", str(tmp_path / "ref")], tmp_path)
     assert ref.returncode == 0, ref.stderr
@@ -85,13 +85,17 @@ def test_same_seed_same_numbers_different_seed_differs(medium_file, tmp_path):
 def test_sigterm_writes_checkpoint_and_says_how_to_resume(medium_file, tmp_path):
     run = tmp_path / "term"
     proc = subprocess.Popen(CLI + ["train", "-m", "sasrec", "--data", str(medium_file), *SASREC,
-                                   "--set", "train.epochs=200", "--set", "train.checkpoint_every=0",
-                                   "--out", str(run)], env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                                   "--set", "train.epochs=100000", "--set", "train.patience=0",
+                                   "--set", "train.checkpoint_every=0", "--out", str(run)],
+                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The epoch-end checkpoint proves the loop (and its signal handler) is running; with no early stopping
+    # and 100k epochs the run cannot finish on its own before the signal, however fast the machine.
+    ckpt = run / "train" / "checkpoint.pt"
     deadline = time.time() + 120
-    while not (run / "run.json").exists() and time.time() < deadline:
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(1.0)
+    assert proc.poll() is None, "training ended before the signal"
+    ckpt.unlink()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
