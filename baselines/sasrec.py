@@ -5,6 +5,12 @@ paper's one sampled negative with BPR): reproductions show it is the stronger an
 stable objective, and on CPU it costs one [T, d] x [d, N] product per batch. The item embedding
 is shared with the output layer; positions are learned and counted from the right, so the most
 recent item always has the last position, in training windows and in left-padded histories alike.
+
+With `repeat_bias` (default) one learned scalar is added to the score of every item already in the
+input — the repeat-or-explore choice of RepeatNet (Ren et al., 2019) reduced to its prior. Without
+it the shared embedding makes the last input item score high (the residual stream still carries
+it), and on data where users never repeat, such as Amazon Beauty, that item wastes rank 1 for most
+users; the scalar learns from the training targets alone how often repeats happen.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class SASRecConfig:
     heads: int = 1
     dropout: float = 0.5
     max_len: int = 0  # positions the model sees; 0 = the split's data.max_history
+    repeat_bias: bool = True  # learned score offset for items already in the input
 
     def __post_init__(self) -> None:
         _check(_is_int(self.hidden) and self.hidden >= 1, "model.hidden", "an integer >= 1", self.hidden)
@@ -48,6 +55,7 @@ class SASRecConfig:
                "a number in [0, 1)", self.dropout)
         _check(_is_int(self.max_len) and self.max_len >= 0, "model.max_len",
                "an integer >= 0 (0 = data.max_history)", self.max_len)
+        _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
 
 
 def _is_int(value: object) -> bool:
@@ -100,6 +108,8 @@ class SASRecModule(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
+        # Scaled so Adam moves the offset by ~REPEAT_SCALE * lr a step: it must travel several logits.
+        self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
         self.apply(_init_weights)
 
     def forward(self, items_bw: torch.Tensor) -> torch.Tensor:
@@ -116,9 +126,27 @@ class SASRecModule(nn.Module):
             x = block(x, allowed) * real_bw[..., None]
         return self.ln_f(x)
 
-    def logits(self, hidden_td: torch.Tensor) -> torch.Tensor:
-        """Scores over the catalogue with the shared item embedding (the pad row is not an item)."""
-        return hidden_td @ self.item.weight[: self.n_items].T
+    def logits(self, hidden_td: torch.Tensor, seen_tw: torch.Tensor) -> torch.Tensor:
+        """Scores over the catalogue with the shared item embedding (the pad row is not an item).
+
+        `seen_tw` lists, per scored row, the items already in its input (pad = n_items).
+        """
+        scores_tn = hidden_td @ self.item.weight[: self.n_items].T
+        if self.repeat is None:
+            return scores_tn
+        seen_tn = torch.zeros(len(seen_tw), self.n_items + 1, dtype=scores_tn.dtype, device=scores_tn.device)
+        seen_tn.scatter_(1, seen_tw, 1.0)
+        return scores_tn + REPEAT_SCALE * self.repeat * seen_tn[:, : self.n_items]
+
+
+REPEAT_SCALE = 10.0
+
+
+def prefix_items(items_bw: torch.Tensor, pad: int) -> torch.Tensor:
+    """[B, W] -> [B, W, W]: row t holds the items at positions <= t, later ones replaced by `pad`."""
+    w = items_bw.shape[1]
+    causal_ww = torch.ones(w, w, dtype=torch.bool, device=items_bw.device).tril()
+    return torch.where(causal_ww, items_bw[:, None, :], pad)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -174,7 +202,8 @@ class _Windows:
         # A target counts when its input is an item (then so is the target: windows are left-padded).
         # Score only those: most window positions are padding on sparse data.
         real = inputs_bw != self.module.n_items
-        logits_tn = self.module.logits(hidden_bwd[real])
+        seen_tw = prefix_items(inputs_bw, self.module.n_items)[real]
+        logits_tn = self.module.logits(hidden_bwd[real], seen_tw)
         return F.cross_entropy(logits_tn.float(), targets_bw[real])
 
 
@@ -207,6 +236,8 @@ class SASRec:
         report.extra.update({"max_len": max_len, "windows": len(windows),
                              "train_targets": int((windows[:, :-1] != data.n_items).sum()),
                              "loss": "full_softmax_ce", "norm": "pre_ln"})
+        if self.module_.repeat is not None:
+            report.extra["repeat_bias"] = round(REPEAT_SCALE * self.module_.repeat.item(), 3)
         return report
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
@@ -217,7 +248,7 @@ class SASRec:
                     else nullcontext())
         with torch.inference_mode(), autocast:
             module.eval()
-            scores_bn = module.logits(module(items_bw)[:, -1])
+            scores_bn = module.logits(module(items_bw)[:, -1], items_bw)
         return topk_stable(scores_bn.float(), k)
 
     def save(self, path: Path) -> None:
@@ -228,7 +259,8 @@ class SASRec:
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> SASRec:
         meta, state = load_backend(path)
-        model = cls(SASRecConfig(**meta["config"]))
+        # Runs saved before `repeat_bias` existed have no offset parameter.
+        model = cls(SASRecConfig(**{"repeat_bias": False, **meta["config"]}))
         model.module_ = SASRecModule(state["n_items"], state["max_len"], model.cfg)
         model.module_.load_state_dict(state["module"])
         model.device_ = device or torch.device("cpu")

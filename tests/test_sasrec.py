@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from genrec_bench.backends.base import create_backend
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, training_windows, trim_left
+from genrec_bench.baselines.sasrec import (
+    SASRec,
+    SASRecConfig,
+    SASRecModule,
+    prefix_items,
+    training_windows,
+    trim_left,
+)
 from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.loaders import Interactions, ItemMeta
 from genrec_bench.data.split import PAD, SplitData, make_split
@@ -53,6 +60,40 @@ def test_learns_the_successor_pattern(fitted) -> None:
     assert metrics["hit@1"] > 0.9, metrics  # chance is 1/20; popularity cannot exceed ~0.1 on a ring
     assert report.best_valid is not None and report.best_valid > 0.9
     assert report.extra["max_len"] == 8 and report.extra["loss"] == "full_softmax_ce"
+    assert report.extra["repeat_bias"] < 0  # no user ever repeats an item on the ring
+
+
+def test_repeat_bias_learns_to_favour_repeats_when_users_repeat() -> None:
+    """Users alternate two items, so every target after the second is already in the input."""
+    torch.set_num_threads(1)
+    seed_everything(0)
+    users = [f"u{u}" for u in range(60) for _ in range(8)]
+    items = [f"i{(u * 2 + t % 2) % N_ITEMS}" for u in range(60) for t in range(8)]
+    frame = pl.DataFrame({"user_id": users, "item_id": items, "timestamp": np.arange(len(users), dtype=np.float64),
+                          "row": np.arange(len(users), dtype=np.uint32)})
+    data = make_split(Interactions(frame=frame, meta=ItemMeta(), source=__file__),
+                      DataConfig(max_history=8, kcore=0), "alternating")
+    report = SASRec(TINY).fit(data, TrainConfig(epochs=3, batch_size=16, lr=5e-3, warmup_steps=2, patience=0,
+                                                eval_every=3, valid_users=10, device="cpu"))
+    assert report.extra["repeat_bias"] > 0
+
+
+def test_prefix_items_hides_the_future() -> None:
+    items = torch.tensor([[9, 9, 3, 4, 5]])  # 9 = pad
+    assert prefix_items(items, 9)[0].tolist() == [[9, 9, 9, 9, 9], [9, 9, 9, 9, 9], [9, 9, 3, 9, 9],
+                                                 [9, 9, 3, 4, 9], [9, 9, 3, 4, 5]]
+
+
+def test_repeat_bias_shifts_exactly_the_seen_items() -> None:
+    torch.manual_seed(0)
+    module = SASRecModule(6, 4, SASRecConfig(hidden=8, heads=1, max_len=4))
+    with torch.no_grad():
+        module.repeat.fill_(-0.3)
+    hidden, seen = torch.randn(2, 8), torch.tensor([[1, 4, 6, 6], [6, 6, 6, 0]])  # 6 = pad
+    base = module.logits(hidden, seen) - module.logits(hidden, torch.full_like(seen, 6))
+    expected = torch.zeros(2, 6)
+    expected[0, [1, 4]] = expected[1, 0] = -3.0
+    torch.testing.assert_close(base, expected)
 
 
 def test_training_windows_cover_every_target_once() -> None:
@@ -124,6 +165,7 @@ def test_save_load_round_trip(fitted, tmp_path) -> None:
     ({"dropout": 1.0}, "model.dropout"),
     ({"max_len": -1}, "model.max_len"),
     ({"layers": True}, "model.layers"),
+    ({"repeat_bias": 1}, "model.repeat_bias"),
 ])
 def test_config_errors_name_the_key(values, key) -> None:
     with pytest.raises(GenrecError, match=key.replace(".", r"\.")):
