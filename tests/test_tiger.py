@@ -73,6 +73,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path):
     assert report.steps > 0 and report.best_valid is not None
     assert report.extra["history_encoding"] == "item_sum" and report.extra["train_examples"] > 0
     assert any(d.startswith("history_encoding=item_sum") for d in report.extra["departures_from_paper"])
+    assert report.extra["repeat_bias"][-1] < 0  # walks never revisit an item: the last level learns to avoid it
     hist, _ = data.to_tensors("test")
     k = 5
     ranked = model.recommend(hist, k)
@@ -128,7 +129,8 @@ def test_recommend_agrees_with_transformers_generate(tmp_path):
     """Same model, same users: our decoder and HF beam search with prefix constraints agree."""
     torch.manual_seed(1)
     data = walk_split(tmp_path, n_users=30, n_items=30)
-    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3}))
+    # No repeat offsets: `generate` knows nothing of the user's history beyond the encoder.
+    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "repeat_bias": False}))
     model.fit(data, TrainConfig(epochs=2, batch_size=32, device="cpu", warmup_steps=0))
     net, depth, k, beam = model.net_, len(model.net_.sizes), 4, 6
     table: dict[tuple[int, ...], set[int]] = {}
@@ -145,3 +147,37 @@ def test_recommend_agrees_with_transformers_generate(tmp_path):
     ours = model.recommend(hist, k)
     assert torch.equal(ours.items, items)
     assert torch.allclose(ours.scores, out.sequences_scores.view(-1, k), atol=1e-4)
+
+
+def test_loss_without_repeat_offsets_is_t5s_own_loss(tmp_path):
+    torch.manual_seed(0)
+    data = walk_split(tmp_path)
+    sizes = (4, 4)
+    net = TigerNet(TigerConfig(**{**TINY, "repeat_bias": False}), random_unique_codes(data.n_items, sizes), sizes)
+    net.eval()  # no dropout: both losses see the same activations
+    hist, target = TrainingPrefixes(net, data, 3).batch(torch.arange(20), torch.device("cpu"))
+    enc, mask = net.encode(hist)
+    ref = net.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask,
+                 labels=net.item_tokens[target]).loss
+    torch.testing.assert_close(net(hist, target), ref)
+
+
+@torch.no_grad()
+def test_repeat_offsets_shift_only_codes_on_a_history_path():
+    sizes = (3, 4)
+    codes = torch.tensor([[0, 0], [0, 1], [1, 2], [2, 3]])
+    net = TigerNet(TigerConfig(**TINY), codes, sizes).eval()
+    net.repeat.copy_(torch.tensor([0.1, -0.5]))
+    hist = torch.tensor([[-1, 1, 2]])  # items (0, 1) and (1, 2)
+    hist_codes = net.history_codes(hist)
+    assert hist_codes.tolist() == [[[-1, -1], [0, 1], [1, 2]]]
+    assert net.repeat_offset(hist_codes, torch.zeros(1, 1, 0, dtype=torch.long)).tolist() == [[[1.0, 1.0, 0.0]]]
+    second = net.repeat_offset(hist_codes, torch.tensor([[[0], [2]]]))
+    assert second.tolist() == [[[0.0, -5.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]
+    enc, mask = net.encode(hist)
+    plain, aware = FastDecoder(net, enc, mask), FastDecoder(net, enc, mask, hist_codes)
+    prefix = torch.tensor([[[0], [2]]])
+    diff = aware.level_step(prefix, None) - plain.level_step(prefix, None)
+    # Offsets change the masked logits, then the shared normaliser moves every code of a beam equally.
+    torch.testing.assert_close(diff[0, 0] - diff[0, 0, 0], torch.tensor([0.0, -5.0, 0.0, 0.0]))
+    torch.testing.assert_close(diff[0, 1], torch.zeros(4))
