@@ -59,6 +59,7 @@ def test_fingerprint_depends_on_bytes_and_split_config(tmp_path):
     s3 = make_split(load_interactions(a), DataConfig(kcore=2), "a")
     assert s1.fingerprint == s2.fingerprint  # history length changes inputs, not the split
     assert s1.fingerprint != s3.fingerprint
+    assert make_split(load_interactions(a), DataConfig(kcore=0, exclude_seen=True), "a").fingerprint != s1.fingerprint
     a.write_text("1 1 2 3\n2 2 3 3\n")
     assert make_split(load_interactions(a), DataConfig(kcore=0), "a").fingerprint != s1.fingerprint
 

@@ -121,6 +121,8 @@ def fingerprint(inter: Interactions, cfg: DataConfig) -> str:
     else:
         digest.update(inter.frame.select("user_id", "item_id", "timestamp").hash_rows(seed=0).to_numpy().tobytes())
     split_keys = {k: v for k, v in asdict(cfg).items() if k in ("kcore", "min_interactions")}
+    if cfg.exclude_seen:  # another ranking protocol: its numbers must never share a table with the default's
+        split_keys["exclude_seen"] = True
     digest.update(json.dumps(split_keys, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
