@@ -29,6 +29,7 @@ from torch import nn
 from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import PAD, SplitData, _ranges
+from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.errors import GenrecError
 from genrec_bench.ranking import topk_stable
 from genrec_bench.runtime import resolve_device
@@ -108,7 +109,6 @@ class SASRecModule(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
-        # Scaled so Adam moves the offset by ~REPEAT_SCALE * lr a step: it must travel several logits.
         self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
         self.apply(_init_weights)
 
@@ -137,9 +137,6 @@ class SASRecModule(nn.Module):
         seen_tn = torch.zeros(len(seen_tw), self.n_items + 1, dtype=scores_tn.dtype, device=scores_tn.device)
         seen_tn.scatter_(1, seen_tw, 1.0)
         return scores_tn + REPEAT_SCALE * self.repeat * seen_tn[:, : self.n_items]
-
-
-REPEAT_SCALE = 10.0
 
 
 def prefix_items(items_bw: torch.Tensor, pad: int) -> torch.Tensor:

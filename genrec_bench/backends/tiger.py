@@ -41,14 +41,13 @@ from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.examples import NextItemWindows
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
-from genrec_bench.decoding.repeats import repeat_codes
+from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_codes
 from genrec_bench.decoding.trie import PrefixTrie, build_trie
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfig, build_semantic_ids, format_health
 from genrec_bench.runtime import resolve_device
 
 PAD_TOKEN = 0  # encoder padding and decoder start token
-REPEAT_SCALE = 10.0  # the offsets must travel several logits; scaling speeds Adam up accordingly
 HISTORY_ENCODINGS = ("item_sum", "tokens")
 # The paper's model (4+4 layers, d_model 128, 6 heads of 64, MLP 1024, dropout 0.1) and a smaller
 # CPU default; any explicit size key overrides the preset's value.
@@ -138,12 +137,9 @@ class TigerNet(nn.Module):
         return codes_bhl.masked_fill((hist_bh < 0)[:, :, None], -1)
 
     def repeat_offset(self, hist_codes_bhl: torch.Tensor, prefix_bwt: torch.Tensor) -> torch.Tensor:
-        """Logit offsets [B, W, sizes[t]] for level t = prefix length (zeros without `repeat_bias`)."""
+        """Logit offsets [B, W, sizes[t]] for level t = prefix length (needs `repeat_bias`)."""
         t = prefix_bwt.shape[2]
-        marks_bwc = repeat_codes(hist_codes_bhl, prefix_bwt, self.sizes[t])
-        if self.repeat is None:
-            return torch.zeros(marks_bwc.shape, device=marks_bwc.device)
-        return marks_bwc * (REPEAT_SCALE * self.repeat[t])
+        return repeat_codes(hist_codes_bhl, prefix_bwt, self.sizes[t]) * (REPEAT_SCALE * self.repeat[t])
 
     def encoder_inputs(self, hist_bh: torch.Tensor) -> dict[str, torch.Tensor]:
         """Keyword inputs of the T5 encoder for left-padded item histories [B, H] (PAD = -1)."""
@@ -169,12 +165,10 @@ class TigerNet(nn.Module):
                              decoder_input_ids=self.t5._shift_right(labels_bl)).logits.float()
         if self.repeat is not None:
             hist_codes_bhl, target_codes_bl = self.history_codes(hist_bh), labels_bl - self.offsets
-            vocab = logits_blv.shape[2]
-            offsets_blv = torch.stack([
-                F.pad(self.repeat_offset(hist_codes_bhl, target_codes_bl[:, None, :t])[:, 0],
-                      (int(self.offsets[t]), vocab - int(self.offsets[t]) - size))
-                for t, size in enumerate(self.sizes)], dim=1)
-            logits_blv = logits_blv + offsets_blv
+            for t, size in enumerate(self.sizes):  # levels, not items: a handful of iterations
+                lo = int(self.offsets[t])
+                offset_bc = self.repeat_offset(hist_codes_bhl, target_codes_bl[:, None, :t])[:, 0]
+                logits_blv[:, t, lo : lo + size] += offset_bc
         return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten())
 
 

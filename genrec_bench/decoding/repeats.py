@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import torch
 
+# Offsets are stored divided by this, so Adam moves them ~REPEAT_SCALE * lr a step: they must travel
+# several logits within one short CPU training run.
+REPEAT_SCALE = 10.0
+
 
 def repeat_codes(hist_codes_bhl: torch.Tensor, prefix_bwt: torch.Tensor, width: int) -> torch.Tensor:
     """Bool [B, W, width]: level-t codes that extend each beam's prefix [B, W, t] to a history prefix.
