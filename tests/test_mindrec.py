@@ -33,6 +33,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, or
     assert report.extra["tree_depth"] == (0 if tree_source == "none" else 2)
     assert report.extra["tree_source"] == ("none" if tree_source == "none" else "kmeans")
     assert report.extra["history_repr"] == "codes" and report.best_valid is not None
+    assert report.extra["repeat_bias"][-1] < 0  # walks never revisit an item: the last token learns to avoid it
     hist, _ = data.to_tensors("test")
     out = model.recommend(hist, 7)
     assert out.items.shape == (data.n_users, 7)
@@ -92,11 +93,30 @@ def test_cached_history_decoding_equals_the_full_forward() -> None:
     assert not torch.allclose(net(hist[users], state), cached, atol=1e-3)
 
 
+def test_repeat_offsets_shift_exactly_the_tokens_on_a_reachable_history_path() -> None:
+    torch.manual_seed(0)
+    sizes = (2, 3, 3)
+    paths = torch.tensor([[0, 1, 2], [1, 2, 0], [1, 0, 1], [0, 0, 1]])
+    net = MindRecNet(MindRecConfig(**TINY), paths, sizes, max_history=3).eval()
+    hist = torch.tensor([[-1, 0, 1], [-1, -1, -1]])
+    state = torch.tensor([[-1, 2, -1], [-1, -1, -1]])  # user 0 committed token 2 at position 1: only item 1 fits
+    with torch.no_grad():
+        base = net(hist, state)
+        net.repeat.copy_(torch.tensor([0.1, -0.2, -0.5]))
+        shifted = net(hist, state)
+    want = torch.zeros_like(base).nan_to_num(0.0)
+    want[0, 0, 1] = 10 * 0.1  # item 1's token 1 at position 0 ...
+    want[0, 2, 0] = 10 * -0.5  # ... and token 0 at position 2; position 1 is committed, item 0 no longer fits
+    finite = torch.isfinite(base)
+    torch.testing.assert_close((shifted - base)[finite], want[finite])  # user 1 has no history: no shift
+
+
 def test_config_validation_names_the_key() -> None:
     for bad, key in [({"beam_width": 0}, "model.beam_width"), ({"order": "sideways"}, "model.order"),
                      ({"eps": 0.0}, "model.eps"), ({"heads": 3}, "model.heads"),
                      ({"tree_source": "magic"}, "model.tree_source"), ({"tokens_per_step": 0}, "model.tokens_per_step"),
-                     ({"diversity": -1.0}, "model.diversity"), ({"history_repr": "text"}, "model.history_repr")]:
+                     ({"diversity": -1.0}, "model.diversity"), ({"history_repr": "text"}, "model.history_repr"),
+                     ({"repeat_bias": 1}, "model.repeat_bias")]:
         with pytest.raises(GenrecError, match=key.replace(".", r"\.")):
             create_backend("mindrec", bad)
     with pytest.raises(GenrecError, match="beam_widht"):
