@@ -130,7 +130,7 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
     ks = sorted(reduce(lambda a, b: a & b, (set(r.ks) for r in records)))
     if not ks:
         raise GenrecError(f"runs on {dataset}/{split} share no cut-off k; cannot tabulate them together")
-    columns = [f"hit@{k}" for k in ks] + [f"ndcg@{k}" for k in ks] + ["mrr"]
+    columns = [f"hit@{k}" for k in ks] + [f"ndcg@{k}" for k in ks] + [f"mrr@{ks[-1]}"]
     sig = SIG_METRIC if SIG_METRIC in columns else f"ndcg@{ks[-1]}"
     by_label: dict[str, dict[int, RunRecord]] = {}
     for rec in sorted(records, key=lambda r: (r.created, r.run_id)):
@@ -173,12 +173,14 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
 
 def _per_user_sorted(rec: RunRecord, ks: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-user metric vectors ordered by user id; ranks beyond the board's largest k count as misses
-    so MRR is truncated at the same depth for every row."""
+    so MRR is truncated at the same depth for every row (and named so: `mrr@k`)."""
     users = np.asarray(rec.users, dtype=np.int64)
     ranks = np.asarray(rec.ranks, dtype=np.int64)
     ranks = np.where(ranks > ks[-1], 0, ranks)
     order = np.argsort(users, kind="stable")
-    return users[order], {m: v[order] for m, v in per_user(ranks, tuple(ks)).items()}
+    values = per_user(ranks, tuple(ks))
+    values[f"mrr@{ks[-1]}"] = values.pop("mrr")
+    return users[order], {m: v[order] for m, v in values.items()}
 
 
 def _label_stats(runs: list[RunRecord], ks: list[int], columns: list[str], n_boot: int
