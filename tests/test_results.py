@@ -13,6 +13,7 @@ from genrec_bench.errors import GenrecError
 from genrec_bench.results import (
     SCHEMA_VERSION,
     RunRecord,
+    collect_env,
     find_record,
     load_records,
     record_key,
@@ -144,3 +145,10 @@ def test_find_record_by_id_or_file(tmp_path: Path) -> None:
     broken.write_text("{")
     with pytest.raises(GenrecError, match="broken.json: skipped, not readable"):
         find_record(str(broken), tmp_path)
+
+
+def test_env_records_the_versions_that_change_numbers() -> None:
+    env = collect_env("cpu")
+    for name in ("python", "torch", "numpy", "scikit-learn", "scipy", "polars", "transformers", "git_commit"):
+        assert name in env
+    assert env["scikit-learn"] and env["polars"] and env["device"] == "cpu"
