@@ -16,12 +16,26 @@ TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_
             sid_codebook=4, beam_width=6)
 
 
-
-
+def test_item_sum_id_tells_apart_items_with_the_same_codes():
+    """`item_sum_id` adds a per-item embedding: two items sharing every code encode differently."""
+    torch.manual_seed(0)
+    sizes = (3, 3)
+    codes = torch.tensor([[0, 1], [0, 1], [2, 2]])  # items 0 and 1 share their whole tuple
+    plain = TigerNet(TigerConfig(**{**TINY, "history_encoding": "item_sum"}), codes, sizes).eval()
+    with_id = TigerNet(TigerConfig(**{**TINY, "history_encoding": "item_sum_id"}), codes, sizes).eval()
+    hist = torch.tensor([[-1, 0], [-1, 1]])
+    same = plain.encoder_inputs(hist)["inputs_embeds"]
+    assert torch.equal(same[0], same[1])
+    embeds = with_id.encoder_inputs(hist)["inputs_embeds"]
+    assert not torch.allclose(embeds[0, 1], embeds[1, 1])
+    assert torch.equal(embeds[:, 0], torch.zeros_like(embeds[:, 0]))  # padding stays zero
+    with_id.train()
+    with_id(hist, torch.tensor([2, 2])).backward()
+    assert with_id.item_embed.weight.grad[[0, 1]].abs().sum() > 0 and with_id.item_embed.weight.grad[2].eq(0).all()
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("encoding", ["item_sum", "tokens"])
+@pytest.mark.parametrize("encoding", ["item_sum", "item_sum_id", "tokens"])
 def test_fast_decoder_matches_t5_forward(encoding):
     """Cached incremental steps with reordered beams give the T5 forward's log-probabilities."""
     torch.manual_seed(0)

@@ -9,7 +9,9 @@ training sequence (history window -> next item).
 Efficiency switches (recorded in `FitReport.extra`; the paper setting stays one flag away):
 - `history_encoding = "tokens"` is the paper's encoder input (L tokens per history item);
   `"item_sum"` gives each history item one encoder position, the sum of its level-token
-  embeddings, which makes the encoder ~L times shorter.
+  embeddings, which makes the encoder ~L times shorter; `"item_sum_id"` adds a learned
+  per-item embedding to that sum (as MindRec's `id_codes`), so the encoder can tell apart items
+  whose codes it shares, at the cost of N x d parameters. Generation still emits semantic IDs.
 - decoding does not call `generate`: the cross-attention keys/values are computed once per user
   (not once per beam), the beams of a user attend to them as one longer query block, and the
   search itself is the batched gather + mask of `decoding.beam_search`.
@@ -48,7 +50,7 @@ from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfi
 from genrec_bench.runtime import resolve_device
 
 PAD_TOKEN = 0  # encoder padding and decoder start token
-HISTORY_ENCODINGS = ("item_sum", "tokens")
+HISTORY_ENCODINGS = ("item_sum", "item_sum_id", "tokens")
 # The paper's model (4+4 layers, d_model 128, 6 heads of 64, MLP 1024, dropout 0.1) and a smaller
 # CPU default; any explicit size key overrides the preset's value.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -71,7 +73,8 @@ class TigerConfig:
     d_kv: int = 0
     d_ff: int = 0
     dropout: float = -1.0
-    history_encoding: str = "item_sum"  # item_sum (one position per item) | tokens (paper: L per item)
+    history_encoding: str = "item_sum"  # item_sum (one position per item) | item_sum_id (+ item-id embedding)
+    #                                     | tokens (paper: L per item)
     max_history: int = 0  # history items fed to the encoder; 0 = data.max_history
     beam_width: int = 20  # decoding beam = max(k, beam_width)
     sid_method: str = "rkmeans"  # rkmeans | rqvae | letter
@@ -130,6 +133,11 @@ class TigerNet(nn.Module):
         self.register_buffer("offsets", level_offsets(self.sizes), persistent=False)
         self.register_buffer("item_tokens", codes.long() + self.offsets[None, :])  # [N, L] global token ids
         self.repeat = nn.Parameter(torch.zeros(len(self.sizes))) if cfg.repeat_bias else None
+        self.item_embed = None
+        if cfg.history_encoding == "item_sum_id":
+            # T5 initialises token embeddings with std 1 (`initializer_factor`); match that scale.
+            self.item_embed = nn.Embedding(codes.shape[0], self.t5.config.d_model)
+            nn.init.normal_(self.item_embed.weight, std=self.t5.config.initializer_factor)
 
     def history_codes(self, hist_bh: torch.Tensor) -> torch.Tensor:
         """Level-local codes [B, H, L] of left-padded histories, -1 for padding."""
@@ -149,7 +157,10 @@ class TigerNet(nn.Module):
             ids_bhl = tokens_bhl.masked_fill(~valid_bh[:, :, None], PAD_TOKEN)
             return {"input_ids": ids_bhl.flatten(1),
                     "attention_mask": valid_bh.repeat_interleave(len(self.sizes), dim=1).long()}
-        embeds_bhd = self.t5.shared(tokens_bhl).sum(dim=2) * valid_bh[:, :, None]
+        embeds_bhd = self.t5.shared(tokens_bhl).sum(dim=2)
+        if self.item_embed is not None:
+            embeds_bhd = embeds_bhd + self.item_embed(hist_bh.clamp(min=0))
+        embeds_bhd = embeds_bhd * valid_bh[:, :, None]
         return {"inputs_embeds": embeds_bhd, "attention_mask": valid_bh.long()}
 
     def encode(self, hist_bh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,7 +352,8 @@ class Tiger:
         """Every way this run differs from the paper's setting, for the run record."""
         out = []
         if self.cfg.history_encoding != "tokens":
-            out.append(f"history_encoding={self.cfg.history_encoding} (paper: tokens, L positions per item)")
+            out.append(f"history_encoding={self.cfg.history_encoding} (paper: tokens, L positions per item"
+                       + ("; no item-id embedding)" if self.cfg.history_encoding == "item_sum_id" else ")"))
         paper = {k: v for k, v in PRESETS["paper"].items() if self.cfg.size(k) != v}
         if paper:
             out.append("model size " + ", ".join(f"{k}={self.cfg.size(k)} (paper: {v})" for k, v in paper.items()))
