@@ -60,6 +60,10 @@ def test_format_override(tmp_path):
         ("neg.csv", "user_id,item_id,timestamp\nu,i,1\nu,j,-5\n", r"neg.csv:3: timestamp -5 is negative"),
         ("rows.csv", "user_id,item_id,timestamp\nu,i,1\nu,j,2,7,8\n", r"rows.csv:3: expected 3 fields, found 5"),
         ("noid.csv", "user_id,item_id,timestamp\nu,,1\n", r"noid.csv:2: empty item_id"),
+        ("short.tsv", "user_id\titem_id\ttimestamp\nu\ti\t1\nu\tj\n", r"short.tsv:3: expected 3 fields, found 2"),
+        ("ts.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t3\tnoon\n",
+         r"ts.inter:3: timestamp 'noon' is not a number"),
+        ("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\n", r"short.inter:2: expected 3 fields"),
         ("short.txt", "1 2 3\n7\n", r"short.txt:2: expected 'user item1 item2"),
     ],
 )

@@ -127,6 +127,7 @@ def _read_table(path: Path, sep: str) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         _explain_bad_rows(path, sep, len(header))
         raise GenrecError("cannot parse the file as a table", path=path) from None
+    _check_short_rows(raw, path, sep, len(header))
     return _normalise(raw, path, line_offset=2)
 
 
@@ -142,6 +143,7 @@ def _read_atomic(path: Path) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         _explain_bad_rows(path, "\t", len(header))
         raise GenrecError("cannot parse the file as a RecBole atomic file", path=path) from None
+    _check_short_rows(raw, path, "\t", len(header))
     if "item_id_list" in raw.columns:
         return _sequences_from_prefix_rows(raw, path)
     return _normalise(raw, path, line_offset=2)
@@ -244,6 +246,13 @@ def _check_utf8(path: Path) -> None:
                 except UnicodeDecodeError as exc:
                     raise GenrecError(f"invalid UTF-8 byte 0x{line[exc.start]:02x}; expected UTF-8 text",
                                       path=path, line=lineno) from None
+
+
+def _check_short_rows(raw: pl.DataFrame, path: Path, sep: str, width: int) -> None:
+    """Polars pads a row with too few fields with nulls; name it instead of blaming a null value."""
+    cols = [c for c in (*REQUIRED, "item_id_list") if c in raw.columns]
+    if raw.select(pl.any_horizontal(pl.col(c).is_null() for c in cols)).to_series().any():
+        _explain_bad_rows(path, sep, width)
 
 
 def _explain_bad_rows(path: Path, sep: str, width: int) -> None:
