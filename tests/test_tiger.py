@@ -10,10 +10,13 @@ from conftest import random_unique_codes, walk_split
 from genrec_bench.backends.base import create_backend
 from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet, TrainingPrefixes
 from genrec_bench.config import TrainConfig
+from genrec_bench.decoding.beam_search import exhaustive_search
 from genrec_bench.errors import GenrecError
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
             sid_codebook=4, beam_width=6)
+# The T5 as it is: softmax over the whole vocabulary, for tests that compare with T5 / `generate` themselves.
+FULL_VOCAB = {**TINY, "constrained_softmax": False}
 
 
 def test_item_sum_id_tells_apart_items_with_the_same_codes():
@@ -21,8 +24,8 @@ def test_item_sum_id_tells_apart_items_with_the_same_codes():
     torch.manual_seed(0)
     sizes = (3, 3)
     codes = torch.tensor([[0, 1], [0, 1], [2, 2]])  # items 0 and 1 share their whole tuple
-    plain = TigerNet(TigerConfig(**{**TINY, "history_encoding": "item_sum"}), codes, sizes).eval()
-    with_id = TigerNet(TigerConfig(**{**TINY, "history_encoding": "item_sum_id"}), codes, sizes).eval()
+    plain = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum"}), codes, sizes).eval()
+    with_id = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum_id"}), codes, sizes).eval()
     hist = torch.tensor([[-1, 0], [-1, 1]])
     same = plain.encoder_inputs(hist)["inputs_embeds"]
     assert torch.equal(same[0], same[1])
@@ -41,7 +44,7 @@ def test_fast_decoder_matches_t5_forward(encoding):
     torch.manual_seed(0)
     sizes = (5, 4, 3)
     codes = random_unique_codes(30, sizes)
-    net = TigerNet(TigerConfig(**{**TINY, "history_encoding": encoding}), codes, sizes).eval()
+    net = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": encoding}), codes, sizes).eval()
     hist = torch.randint(0, 30, (3, 5))
     hist[0, :3] = -1
     enc, mask = net.encode(hist)
@@ -144,7 +147,7 @@ def test_recommend_agrees_with_transformers_generate(tmp_path):
     torch.manual_seed(1)
     data = walk_split(tmp_path, n_users=30, n_items=30)
     # No repeat offsets: `generate` knows nothing of the user's history beyond the encoder.
-    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "repeat_bias": False}))
+    model = Tiger(TigerConfig(**{**FULL_VOCAB, "sid_codebook": 3, "sid_levels": 3, "repeat_bias": False}))
     model.fit(data, TrainConfig(epochs=2, batch_size=32, device="cpu", warmup_steps=0))
     net, depth, k, beam = model.net_, len(model.net_.sizes), 4, 6
     table: dict[tuple[int, ...], set[int]] = {}
@@ -167,7 +170,8 @@ def test_loss_without_repeat_offsets_is_t5s_own_loss(tmp_path):
     torch.manual_seed(0)
     data = walk_split(tmp_path)
     sizes = (4, 4)
-    net = TigerNet(TigerConfig(**{**TINY, "repeat_bias": False}), random_unique_codes(data.n_items, sizes), sizes)
+    net = TigerNet(TigerConfig(**{**FULL_VOCAB, "repeat_bias": False}), random_unique_codes(data.n_items, sizes),
+                   sizes)
     net.eval()  # no dropout: both losses see the same activations
     hist, target = TrainingPrefixes(net, data, 3).batch(torch.arange(20), torch.device("cpu"))
     enc, mask = net.encode(hist)
@@ -180,7 +184,7 @@ def test_loss_without_repeat_offsets_is_t5s_own_loss(tmp_path):
 def test_repeat_offsets_shift_only_codes_on_a_history_path():
     sizes = (3, 4)
     codes = torch.tensor([[0, 0], [0, 1], [1, 2], [2, 3]])
-    net = TigerNet(TigerConfig(**TINY), codes, sizes).eval()
+    net = TigerNet(TigerConfig(**FULL_VOCAB), codes, sizes).eval()
     net.repeat.copy_(torch.tensor([0.1, -0.5]))
     hist = torch.tensor([[-1, 1, 2]])  # items (0, 1) and (1, 2)
     hist_codes = net.history_codes(hist)
@@ -195,3 +199,42 @@ def test_repeat_offsets_shift_only_codes_on_a_history_path():
     # Offsets change the masked logits, then the shared normaliser moves every code of a beam equally.
     torch.testing.assert_close(diff[0, 0] - diff[0, 0, 0], torch.tensor([0.0, -5.0, 0.0, 0.0]))
     torch.testing.assert_close(diff[0, 1], torch.zeros(4))
+
+
+def test_constrained_loss_is_cross_entropy_over_valid_children(tmp_path):
+    torch.manual_seed(0)
+    sizes = (3, 4)
+    codes = torch.tensor([[0, 0], [0, 1], [1, 2], [2, 3], [2, 0]])
+    net = TigerNet(TigerConfig(**{**TINY, "repeat_bias": False}), codes, sizes).eval()
+    hist, target = torch.tensor([[-1, 1], [3, 4], [0, 2]]), torch.tensor([1, 2, 4])
+    enc, mask = net.encode(hist)
+    labels = net.item_tokens[target]
+    logits = net.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask,
+                    decoder_input_ids=net.t5._shift_right(labels)).logits
+    children = {(): [0, 1, 2], (0,): [0, 1], (1,): [2], (2,): [0, 3]}  # written out by hand from `codes`
+    ce = []
+    for b, item in enumerate(target.tolist()):
+        for t in range(2):
+            valid = children[tuple(codes[item, :t].tolist())]
+            row = logits[b, t, [int(net.offsets[t]) + c for c in valid]]
+            ce.append(-torch.log_softmax(row, 0)[valid.index(int(codes[item, t]))])
+    torch.testing.assert_close(net(hist, target), torch.stack(ce).mean())
+
+
+def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path):
+    """Renormalised over valid children, the exhaustive item scores sum to one for every user."""
+    torch.manual_seed(0)
+    data = walk_split(tmp_path, n_users=12, n_items=30)
+    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3}))
+    model.fit(data, TrainConfig(epochs=1, batch_size=32, device="cpu", warmup_steps=0))
+    hist, _ = data.to_tensors("test")
+    with torch.inference_mode():
+        enc, mask = model.net_.encode(hist)
+        decoder = FastDecoder(model.net_, enc, mask, model.net_.history_codes(hist), model.trie_)
+        codes = model.net_.item_tokens - model.net_.offsets
+        full = exhaustive_search(decoder.level_step, codes, len(hist), k=data.n_items)
+    torch.testing.assert_close(torch.logsumexp(full.scores, dim=1), torch.zeros(len(hist)), atol=1e-4, rtol=0)
+    ours = model.recommend(hist, 5)
+    assert torch.equal(ours.items, full.items[:, :5])
+    with pytest.raises(ValueError, match="trie"):
+        FastDecoder(model.net_, enc, mask)

@@ -79,3 +79,13 @@ def test_rejects_duplicates_and_out_of_range():
         build_trie(torch.tensor([[0, 5]]), (2, 3))
     with pytest.raises(GenrecError, match="levels"):
         build_trie(torch.tensor([[0, 1]]), (2,))
+
+
+def test_walk_gives_the_node_of_every_prefix():
+    codes = torch.tensor([[0, 1], [0, 2], [1, 0]])
+    trie = build_trie(codes, (2, 3))
+    nodes = trie.walk(torch.tensor([[0, 2], [1, 1]]))  # an item, then a path that leaves the trie
+    assert nodes[:, 0].tolist() == [0, 0]
+    assert int(trie.children[0, 0]) == nodes[0, 1] and int(trie.children[nodes[0, 1], 2]) == nodes[0, 2]
+    assert nodes[1, 2] == NO_NODE and trie.items_of(nodes[:, -1]).tolist() == [1, -1]
+    assert trie.walk(torch.zeros(2, 3, 0, dtype=torch.long)).shape == (2, 3, 1)  # empty prefixes: the root

@@ -146,9 +146,11 @@ def main() -> None:
     train_seconds = 0.0
     if not (model_dir / "state.pt").exists():
         data = make_split(load_dataset(args.dataset), DataConfig(), args.dataset)
-        # No repeat offsets: `generate` cannot apply them, and both decoders must search the same model.
+        # No repeat offsets and the whole-vocabulary softmax: `generate` can apply neither, and both
+        # decoders must search the same model.
         model = Tiger(TigerConfig(preset=args.preset, history_encoding=args.encoding,
-                                  sid_features=args.sid_features, beam_width=args.beam, repeat_bias=False))
+                                  sid_features=args.sid_features, beam_width=args.beam, repeat_bias=False,
+                                  constrained_softmax=False))
         report = model.fit(data, TrainConfig(epochs=1, max_steps=args.steps, batch_size=256, warmup_steps=10,
                                              valid_users=200, device="cpu"))
         train_seconds = report.seconds

@@ -16,6 +16,13 @@ Efficiency switches (recorded in `FitReport.extra`; the paper setting stays one 
   (not once per beam), the beams of a user attend to them as one longer query block, and the
   search itself is the batched gather + mask of `decoding.beam_search`.
 
+With `constrained_softmax` (default) each level's softmax runs over the codes that continue the
+prefix to a real item (the trie's children), in the training loss and in decoding alike, instead of
+the whole vocabulary: the model no longer spends capacity learning which codes exist below a
+prefix (the trie already knows), and item scores form a proper distribution over the catalogue.
+Measured on Beauty (epoch-5 checkpoint of a full-vocabulary model): levels 2-4 cost 5.7 nats per
+item against 3.8 for a popularity model, while most of those levels have one valid child.
+
 With `repeat_bias` (default) each level has one learned offset added to the codes that keep the
 target on the path of an item already in the history (`decoding.repeats`), in training and in
 decoding alike: the model learns from training targets whether users go back to what they had.
@@ -83,6 +90,7 @@ class TigerConfig:
     sid_codebook: int = 256
     sid_seed: int = 0
     repeat_bias: bool = True  # learned per-level offset for codes leading back to a history item
+    constrained_softmax: bool = True  # softmax over the trie's valid children (paper: whole vocabulary)
 
     def __post_init__(self) -> None:
         _check(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
@@ -97,6 +105,8 @@ class TigerConfig:
         _check(self.sid_levels >= 1, "model.sid_levels", "an integer >= 1", self.sid_levels)
         _check(self.sid_codebook >= 2, "model.sid_codebook", "an integer >= 2", self.sid_codebook)
         _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
+        _check(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
+               self.constrained_softmax)
 
     def size(self, key: str) -> Any:
         """The explicit value of a size key, else the preset's."""
@@ -138,6 +148,17 @@ class TigerNet(nn.Module):
             # T5 initialises token embeddings with std 1 (`initializer_factor`); match that scale.
             self.item_embed = nn.Embedding(codes.shape[0], self.t5.config.d_model)
             nn.init.normal_(self.item_embed.weight, std=self.t5.config.initializer_factor)
+        self.constrained = cfg.constrained_softmax
+        if self.constrained:  # derived from `codes`, so rebuilt on load rather than saved
+            trie = build_trie(codes, self.sizes)
+            self.register_buffer("child_ok", trie.children >= 0, persistent=False)  # [internal nodes, Vmax]
+            self.register_buffer("item_prefix_nodes", trie.walk(codes.long())[:, :-1], persistent=False)  # [N, L]
+
+    def level_logits(self, logits_blv: torch.Tensor) -> torch.Tensor:
+        """Each level's slice of full-vocabulary logits [B, L, V] -> level-local logits [B, L, Vmax]."""
+        width = max(self.sizes)
+        return torch.stack([F.pad(logits_blv[:, t, int(lo) : int(lo) + size], (0, width - size), value=float("-inf"))
+                            for t, (lo, size) in enumerate(zip(self.offsets, self.sizes, strict=True))], dim=1)
 
     def history_codes(self, hist_bh: torch.Tensor) -> torch.Tensor:
         """Level-local codes [B, H, L] of left-padded histories, -1 for padding."""
@@ -180,7 +201,11 @@ class TigerNet(nn.Module):
                 lo = int(self.offsets[t])
                 offset_bc = self.repeat_offset(hist_codes_bhl, target_codes_bl[:, None, :t])[:, 0]
                 logits_blv[:, t, lo : lo + size] += offset_bc
-        return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten())
+        if not self.constrained:
+            return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten())
+        allowed_blv = self.child_ok[self.item_prefix_nodes[target_b]]
+        level_blv = self.level_logits(logits_blv).masked_fill(~allowed_blv, float("-inf"))
+        return F.cross_entropy(level_blv.flatten(0, 1), (labels_bl - self.offsets).flatten())
 
 
 class FastDecoder:
@@ -194,9 +219,12 @@ class FastDecoder:
     """
 
     def __init__(self, net: TigerNet, enc_bsd: torch.Tensor, mask_bs: torch.Tensor,
-                 hist_codes_bhl: torch.Tensor | None = None):
+                 hist_codes_bhl: torch.Tensor | None = None, trie: PrefixTrie | None = None):
+        if net.constrained and trie is None:
+            raise ValueError("a constrained_softmax model decodes with its trie")
         self.net = net
         self.hist_codes_bhl = hist_codes_bhl  # enables the learned repeat offsets in `level_step`
+        self.trie = trie
         self.t5 = net.t5
         cfg = self.t5.config
         self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
@@ -270,18 +298,23 @@ class FastDecoder:
         return x.view(n, t, self.heads, self.d_kv).transpose(1, 2)
 
     def level_step(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
-        """Step function for `constrained_beam_search`: level-local prefixes -> level-local log-probs."""
+        """Step function for `constrained_beam_search`: level-local prefixes -> level-local log-probs.
+
+        A `constrained_softmax` model normalises over the prefix's valid children, as it was trained.
+        """
         t = prefix_bwt.shape[2]
         sizes, offsets = self.net.sizes, self.net.offsets
         logits = self.logits(prefix_bwt + offsets[:t], parent_bw)
         lo = int(offsets[t])
         if self.hist_codes_bhl is not None and self.net.repeat is not None:
             logits[:, :, lo : lo + sizes[t]] += self.net.repeat_offset(self.hist_codes_bhl, prefix_bwt)
-        level = logits[:, :, lo : lo + sizes[t]] - torch.logsumexp(logits, dim=-1, keepdim=True)
         width = max(sizes)
-        if sizes[t] < width:
-            level = F.pad(level, (0, width - sizes[t]), value=float("-inf"))
-        return level
+        level = F.pad(logits[:, :, lo : lo + sizes[t]], (0, width - sizes[t]), value=float("-inf"))
+        if not self.net.constrained:
+            return level - torch.logsumexp(logits, dim=-1, keepdim=True)
+        allowed = self.trie.allowed(self.trie.walk(prefix_bwt)[..., -1])
+        allowed |= ~allowed.any(dim=-1, keepdim=True)  # dead beams: any finite row, the search drops them
+        return torch.log_softmax(level.masked_fill(~allowed, float("-inf")), dim=-1)
 
 
 class TrainingPrefixes(NextItemWindows):
@@ -360,6 +393,9 @@ class Tiger:
         if self.cfg.sid_method != "rqvae":
             out.append(f"sid_method={self.cfg.sid_method} (paper: rqvae over Sentence-T5 text embeddings)")
         out.append("no user-id token (paper: hashed user id)")
+        if self.cfg.constrained_softmax:
+            out.append("constrained_softmax: each level's softmax over the trie's valid children (paper: whole "
+                       "vocabulary)")
         if self.cfg.repeat_bias:
             out.append("repeat_bias: learned per-level offset for codes leading back to a history item (paper: none)")
         out.append("optimiser: shared AdamW loop with linear schedule (paper: lr 0.01, inverse-sqrt decay)")
@@ -375,7 +411,7 @@ class Tiger:
                     else nullcontext())
         with torch.inference_mode(), autocast:
             enc_bsd, mask_bs = net.encode(hist)
-            decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist))
+            decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), self.trie_)
             out = constrained_beam_search(decoder.level_step, self.trie_, len(hist),
                                           beam=max(k, self.cfg.beam_width), k=k)
         net.train(was_training)
@@ -391,8 +427,8 @@ class Tiger:
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> Tiger:
         meta, state = load_backend(path)
-        # Runs saved before `repeat_bias` existed have no offset parameters.
-        model = cls(TigerConfig(**{"repeat_bias": False, **meta["config"]}))
+        # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
+        model = cls(TigerConfig(**{"repeat_bias": False, "constrained_softmax": False, **meta["config"]}))
         model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"))
         model.net_.load_state_dict(state["net"])
         model.net_.eval()

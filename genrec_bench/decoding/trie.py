@@ -69,12 +69,16 @@ class PrefixTrie:
         items = self.leaf_item[nodes.clamp(min=0)]
         return torch.where(nodes >= 0, items, torch.full_like(items, -1))
 
+    def walk(self, codes: torch.Tensor) -> torch.Tensor:
+        """Nodes [..., t+1] reached by code prefixes [..., t]: the root, then one per code (-1 once off the trie)."""
+        nodes = [torch.zeros(codes.shape[:-1], dtype=torch.long, device=codes.device)]
+        for level in range(codes.shape[-1]):
+            nodes.append(self.step(nodes[-1], codes[..., level]))
+        return torch.stack(nodes, dim=-1)
+
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Item index of each code tuple [B, L] (-1 when the tuple is not in the catalogue)."""
-        nodes = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
-        for level in range(self.depth):
-            nodes = self.step(nodes, codes[:, level])
-        return self.items_of(nodes)
+        return self.items_of(self.walk(codes)[:, -1])
 
 
 def build_trie(codes: torch.Tensor, sizes: Sequence[int] | None = None) -> PrefixTrie:
