@@ -179,3 +179,22 @@ def test_random_order_is_reproducible_and_tokens_per_step_cuts_model_calls() -> 
 def test_path_index_rejects_duplicate_paths() -> None:
     with pytest.raises(ValueError, match="unique"):
         build_path_index(torch.tensor([[0, 1], [0, 1]]), (2, 2), 0)
+
+
+@pytest.mark.parametrize("depth", [2, 0])
+def test_renormalised_scores_are_a_distribution_over_the_catalogue(depth: int) -> None:
+    """With one fixed order, renormalised item scores sum to one, and match a hand-walked product."""
+    paths, sizes = toy_catalogue(depth)
+    model = ToyModel(sizes)
+    index = build_path_index(paths, sizes, depth)
+    cfg = SearchConfig(beam_width=200, order="left_to_right", merge_determined=False, renormalise=True)
+    res = diffusion_beam_search(model, index, n_users=3, k=len(paths), cfg=cfg)
+    torch.testing.assert_close(torch.logsumexp(res.scores, dim=1), torch.zeros(3), atol=1e-5, rtol=0)
+    user, item = 1, int(res.items[1, 0])
+    state, total = torch.full((1, len(sizes)), -1), 0.0
+    for pos in range(len(sizes)):  # each token relative to the tokens items agreeing so far hold there
+        agree = (paths[:, :pos] == paths[item, :pos]).all(dim=1)
+        logp = model(torch.tensor([user]), state)[0, pos]
+        total += float(logp[paths[item, pos]] - torch.logsumexp(logp[torch.unique(paths[agree, pos])], 0))
+        state[0, pos] = paths[item, pos]
+    assert abs(total - float(res.scores[1, 0])) < 1e-5

@@ -6,7 +6,13 @@ import math
 
 import torch
 
-from genrec_bench.backends.mindrec import DiffusionExamples, corrupt_targets, diffusion_loss
+from genrec_bench.backends.mindrec import (
+    DiffusionExamples,
+    consistent_tokens,
+    corrupt_targets,
+    diffusion_loss,
+    path_incidence,
+)
 
 
 def test_corruption_masks_only_target_tokens_with_the_llada_schedule() -> None:
@@ -64,6 +70,7 @@ class _Recorder(torch.nn.Module):
         self.register_buffer("offsets", torch.tensor([0, 10, 20]))
         self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.w = torch.nn.Parameter(torch.zeros(()))
+        self.constrained = False
 
     def forward(self, hist: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         self.seen.append((hist.clone(), state.clone()))
@@ -86,3 +93,38 @@ def test_history_is_passed_through_unmasked_and_targets_are_item_paths() -> None
         assert torch.equal(state[keep], paths[items][keep])  # unmasked target tokens are the item's path
     masks = torch.stack([s < 0 for _, s in rec.seen])
     assert masks.any() and not masks.all()
+
+
+def test_consistent_tokens_match_a_brute_force_walk() -> None:
+    g = torch.Generator().manual_seed(0)
+    paths = torch.unique(torch.randint(0, 4, (40, 3), generator=g), dim=0)
+    state = paths[torch.randint(0, len(paths), (25,), generator=g)].clone()
+    state[torch.rand(state.shape, generator=g) < 0.6] = -1
+    state[0] = -1  # fully masked: every token any item has
+    got = consistent_tokens(path_incidence(paths, 4), state)
+    for b, row in enumerate(state.tolist()):
+        agree = [path for path in paths.tolist() if all(s < 0 or s == t for s, t in zip(row, path, strict=True))]
+        want = torch.zeros(3, 4, dtype=torch.bool)
+        for path in agree:
+            want[torch.arange(3), torch.tensor(path)] = True
+        assert torch.equal(got[b], want)
+
+
+def test_constrained_loss_only_normalises_over_consistent_tokens() -> None:
+    """Logits of tokens no consistent item has cannot change the constrained loss."""
+    paths = torch.tensor([[0, 0, 1], [0, 1, 2], [1, 2, 0], [1, 2, 3]])
+    targets, state = paths[[0, 3]], torch.tensor([[0, -1, -1], [-1, 2, -1]])
+    masked = state < 0
+    allowed = consistent_tokens(path_incidence(paths, 4), state)
+    assert allowed[0, 1].tolist() == [True, True, False, False]
+    assert allowed[1, 0].tolist() == [False, True, False, False]
+    logits = torch.randn(2, 3, 4)
+    noisy = logits + torch.where(allowed, 0.0, 100 * torch.randn(2, 3, 4))
+    p_mask = torch.tensor([0.6, 0.8])
+    a = diffusion_loss(logits.masked_fill(~allowed, float("-inf")), targets, masked, p_mask)
+    b = diffusion_loss(noisy.masked_fill(~allowed, float("-inf")), targets, masked, p_mask)
+    torch.testing.assert_close(a, b)
+    # item 3's first token is forced by its second (2 -> item 2 or 3, both under category 1): zero loss there
+    forced = diffusion_loss(logits.masked_fill(~allowed, float("-inf"))[1:], targets[1:],
+                            torch.tensor([[True, False, False]]), p_mask[1:])
+    assert float(forced) == 0.0

@@ -20,6 +20,11 @@ log-probabilities; partial paths are unique per user (duplicates reached through
 orders keep the best score), so with a beam at least as large as the number of partial paths
 the search is an exact dynamic programme.
 
+Renormalisation (`renormalise`, for models trained with a catalogue-constrained softmax): each
+committed token's log-probability is taken relative to the tokens its position may still hold
+(those of the items consistent with the beam), as `mindrec.consistent_tokens` does in training;
+forced tokens then cost nothing, and with one fixed order the item scores sum to one.
+
 Diversity (the paper intended one; its reference code's never fired): with `diversity` > 0 a
 candidate child loses `diversity` for every (position, code) it shares with each better-scoring
 candidate of the same user, so the kept beams spread over codes. It only changes which children
@@ -116,6 +121,7 @@ class SearchConfig:
     tokens_per_step: int = 1
     diversity: float = 0.0
     merge_determined: bool = True  # partial paths that already pin down the same item share one beam
+    renormalise: bool = False  # log-probs relative to the tokens each position may still hold
     seed: int = 0
 
 
@@ -139,15 +145,21 @@ def _beam_state(index: PathIndex, b: int, device: torch.device) -> dict[str, tor
 
 
 def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str,
-             gen: torch.Generator) -> torch.Tensor:
-    """[B, K, P, Vmax] bool: (position, token) commitments each beam may make at sub-step `sub`."""
+             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(valid [B, K, P, Vmax], committable [B, K, P]) bool at sub-step `sub`.
+
+    `valid`: tokens a position may hold given the beam's commitments (in the category phase only
+    the next level's row is filled); `committable`: the positions the order lets the beam fill now.
+    """
     tokens = st["tokens"]
     b, k, p_len = tokens.shape
     vmax = index.vmax
     out = torch.zeros(b, k, p_len, vmax, dtype=torch.bool, device=tokens.device)
     if sub < index.depth:  # category phase: the next level, children of the committed parent only
         out[:, :, sub, : index.sizes[sub]] = index.child_allowed[sub].to(tokens.device)[st["node"]]
-        return out
+        committable = torch.zeros(b, k, p_len, dtype=torch.bool, device=tokens.device)
+        committable[:, :, sub] = True
+        return out, committable
     ids = slice(index.depth, p_len)
     n_ids = p_len - index.depth
     if sub == index.depth:  # nothing committed inside the leaf yet: a table lookup
@@ -166,8 +178,8 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
     elif order == "random":
         noise = torch.rand(masked.shape, generator=gen).to(tokens.device).masked_fill(~masked, -1.0)
         masked = torch.nn.functional.one_hot(noise.argmax(dim=2), n_ids).bool() & masked
-    out[:, :, ids] &= masked[..., None]
-    return out
+    committable = torch.cat([masked.new_zeros(b, k, index.depth), masked], dim=2)
+    return out, committable
 
 
 def _dedupe(keys: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -207,8 +219,12 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             logp = logp.float().view(b, kc, p_len, vmax)
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
-        allowed = _allowed(index, st, sub, cfg.order, gen) & (st["score"] > NEG)[:, :, None, None]
+        valid, committable = _allowed(index, st, sub, cfg.order, gen)
+        allowed = valid & committable[..., None] & (st["score"] > NEG)[:, :, None, None]
         step_logp = torch.gather(logp, 1, st["origin"][:, :, None, None].expand(-1, -1, p_len, vmax))
+        if cfg.renormalise:
+            norm = torch.logsumexp(step_logp.masked_fill(~valid, NEG), dim=3, keepdim=True)
+            step_logp = step_logp - norm.masked_fill(~valid.any(dim=3, keepdim=True), 0.0)
         cand = (st["score"][:, :, None, None] + step_logp.masked_fill(~allowed, NEG)).view(b, -1)
         # Pool: a child state has at most P parents, so the best beam*P hold >= beam unique ones.
         score, idx = torch.topk(cand, min(cand.shape[1], beam * p_len), dim=1)  # best first
