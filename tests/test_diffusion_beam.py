@@ -198,3 +198,12 @@ def test_renormalised_scores_are_a_distribution_over_the_catalogue(depth: int) -
         total += float(logp[paths[item, pos]] - torch.logsumexp(logp[torch.unique(paths[agree, pos])], 0))
         state[0, pos] = paths[item, pos]
     assert abs(total - float(res.scores[1, 0])) < 1e-5
+
+
+def test_leaf_tables_count_items_and_name_the_last_one() -> None:
+    paths = torch.tensor([[0, 1, 2], [0, 1, 0], [1, 2, 2], [0, 0, 2]])  # depth 1, two identifier positions
+    index = build_path_index(paths, (2, 3, 3), depth=1)
+    # sorted order: (0,0,2) (0,1,0) (0,1,2) (1,2,2) -> leaf 0 holds sorted 0..2, leaf 1 holds sorted 3
+    assert index.leaf_count[0].tolist() == [[1, 2, 0], [1, 0, 2]]
+    assert index.leaf_count[1].tolist() == [[0, 0, 1], [0, 0, 1]]
+    assert index.leaf_last[0].tolist() == [[0, 2, -1], [1, -1, 2]] and index.leaf_last[1, 0, 2] == 3

@@ -13,7 +13,10 @@ prefix -> child table (the tree, restricted to nodes that hold items); once the 
 chosen, each beam keeps the list of sorted items still consistent with its committed tokens
 (first its leaf's range, of width W = the largest leaf; after each identifier commit only the
 matches, compacted), and the tokens allowed at a masked position are those some consistent item
-has there (a per-leaf table before the first identifier commit, one scatter afterwards). Every
+has there (a per-leaf table before the first identifier commit, one scatter afterwards). The same
+tables count, for every candidate commitment, the items it would leave, so a candidate that pins
+down one item is recognised without materialising its item set; the sets are cut only for the
+`beam` children kept (Beauty, 256 users, beam 10, one thread: 12.2 s -> 6.0 s, identical lists). Every
 completed path is therefore a real item, and the cost is at most B*beam*W per sub-step (B*beam*N
 without a tree), shrinking fast as codes are committed. Scores are float32 sums of
 log-probabilities; partial paths are unique per user (duplicates reached through different
@@ -35,8 +38,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 ORDERS = ("confidence", "left_to_right", "random")
 NEG = float("-inf")
@@ -58,7 +63,8 @@ class PathIndex:
     child_next: tuple[torch.Tensor, ...]  # [d]: [n_prefix(d-1), sizes[d]] int64 prefix id after commit, -1 none
     leaf_lo: torch.Tensor  # [n_leaf] first sorted index of each leaf prefix (the root when D = 0)
     leaf_size: torch.Tensor  # [n_leaf] number of items under it
-    leaf_allowed: torch.Tensor  # [n_leaf, L, Vmax] bool: identifier tokens present under each leaf
+    leaf_count: torch.Tensor  # [n_leaf, L, Vmax] int64: items under each leaf with token v at identifier l
+    leaf_last: torch.Tensor  # [n_leaf, L, Vmax] int64: the last such item's sorted index, -1 none
     id_tokens: torch.Tensor  # [N, L] identifier tokens of sorted items, offset by l * Vmax (scatter targets)
     width: int  # largest leaf size W
 
@@ -106,11 +112,14 @@ def build_path_index(paths: torch.Tensor, sizes: tuple[int, ...], depth: int) ->
     leaf_size = torch.diff(torch.cat([leaf_lo, torch.tensor([n])]))
     vmax, n_ids = max(sizes), p_len - depth
     id_tokens = sorted_paths[:, depth:] + torch.arange(n_ids) * vmax
-    leaf_allowed = torch.zeros(n_prefix, n_ids * vmax, dtype=torch.bool)
-    leaf_allowed[prefix[:, None].expand(-1, n_ids), id_tokens] = True
+    cell = (prefix[:, None] * (n_ids * vmax) + id_tokens).flatten()  # (leaf, identifier, token) of each item
+    leaf_count = torch.zeros(n_prefix * n_ids * vmax, dtype=torch.long).index_add_(0, cell, torch.ones_like(cell))
+    leaf_last = torch.full((n_prefix * n_ids * vmax,), -1, dtype=torch.long).scatter_reduce_(
+        0, cell, torch.arange(n).repeat_interleave(n_ids), "amax")
     return PathIndex(order=order, sorted_paths=sorted_paths, sizes=tuple(sizes), depth=depth,
                      child_allowed=tuple(allowed), child_next=tuple(nxt), leaf_lo=leaf_lo,
-                     leaf_size=leaf_size, leaf_allowed=leaf_allowed.view(n_prefix, n_ids, vmax),
+                     leaf_size=leaf_size, leaf_count=leaf_count.view(n_prefix, n_ids, vmax),
+                     leaf_last=leaf_last.view(n_prefix, n_ids, vmax),
                      id_tokens=id_tokens, width=int(leaf_size.max()) if n else 0)
 
 
@@ -144,42 +153,50 @@ def _beam_state(index: PathIndex, b: int, device: torch.device) -> dict[str, tor
     }
 
 
-def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(valid [B, K, P, Vmax], committable [B, K, P]) bool at sub-step `sub`.
+class Moves(NamedTuple):
+    """What each beam may commit at a sub-step, and what each commitment would leave."""
 
-    `valid`: tokens a position may hold given the beam's commitments (in the category phase only
-    the next level's row is filled); `committable`: the positions the order lets the beam fill now.
-    """
+    valid: torch.Tensor  # [B, K, P, Vmax] bool: tokens a position may hold given the beam's commitments
+    committable: torch.Tensor  # [B, K, P] bool: positions the order lets the beam fill now
+    count: torch.Tensor | None  # [B, K, P, Vmax] int64: consistent items left by (p, v); None for categories
+    last: torch.Tensor | None  # [B, K, P, Vmax] int64: sorted index of the last of them (the one, if count 1)
+
+
+def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator) -> Moves:
+    """The moves of every beam at sub-step `sub` (in the category phase only the next level's row is filled)."""
     tokens = st["tokens"]
     b, k, p_len = tokens.shape
-    vmax = index.vmax
-    out = torch.zeros(b, k, p_len, vmax, dtype=torch.bool, device=tokens.device)
+    vmax, device = index.vmax, tokens.device
     if sub < index.depth:  # category phase: the next level, children of the committed parent only
-        out[:, :, sub, : index.sizes[sub]] = index.child_allowed[sub].to(tokens.device)[st["node"]]
-        committable = torch.zeros(b, k, p_len, dtype=torch.bool, device=tokens.device)
+        valid = torch.zeros(b, k, p_len, vmax, dtype=torch.bool, device=device)
+        valid[:, :, sub, : index.sizes[sub]] = index.child_allowed[sub].to(device)[st["node"]]
+        committable = torch.zeros(b, k, p_len, dtype=torch.bool, device=device)
         committable[:, :, sub] = True
-        return out, committable
-    ids = slice(index.depth, p_len)
+        return Moves(valid, committable, None, None)
     n_ids = p_len - index.depth
-    if sub == index.depth:  # nothing committed inside the leaf yet: a table lookup
-        out[:, :, ids] = index.leaf_allowed.to(tokens.device)[st["node"]]
-    else:  # tokens some still-consistent item has: one scatter over the (small) consistent sets
+    if sub == index.depth:  # nothing committed inside the leaf yet: table lookups
+        count = index.leaf_count.to(device)[st["node"]]
+        last = index.leaf_last.to(device)[st["node"]]
+    else:  # tokens of the still-consistent items: one scatter over the (small, compacted) sets
         rows = st["rows"]
-        flat = index.id_tokens.to(tokens.device)[rows.clamp_min(0)]  # [B, K, C, L]
-        flat = flat.masked_fill((rows < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
-        hits = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.bool, device=tokens.device)
-        hits.scatter_(1, flat, True)
-        out[:, :, ids] = hits[:, :-1].view(b, k, n_ids, vmax)
-    masked = tokens[:, :, ids] < 0  # [B, K, L]
+        cells = index.id_tokens.to(device)[rows.clamp_min(0)]  # [B, K, C, L]
+        cells = cells.masked_fill((rows < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
+        count = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.long, device=device)
+        count.scatter_add_(1, cells, torch.ones_like(cells))
+        last = torch.full((b * k, n_ids * vmax + 1), -1, dtype=torch.long, device=device)
+        last.scatter_reduce_(1, cells, rows[..., None].expand(-1, -1, -1, n_ids).reshape(b * k, -1), "amax")
+        count, last = (x[:, :-1].view(b, k, n_ids, vmax) for x in (count, last))
+    pad = (0, 0, index.depth, 0)  # category positions hold nothing to commit any more
+    count, last = F.pad(count, pad), F.pad(last, pad, value=-1)
+    masked = tokens[:, :, index.depth :] < 0  # [B, K, L]
     if order == "left_to_right":
         first = torch.argmax(masked.long(), dim=2)
-        masked = torch.nn.functional.one_hot(first, n_ids).bool() & masked
+        masked = F.one_hot(first, n_ids).bool() & masked
     elif order == "random":
-        noise = torch.rand(masked.shape, generator=gen).to(tokens.device).masked_fill(~masked, -1.0)
-        masked = torch.nn.functional.one_hot(noise.argmax(dim=2), n_ids).bool() & masked
+        noise = torch.rand(masked.shape, generator=gen).to(device).masked_fill(~masked, -1.0)
+        masked = F.one_hot(noise.argmax(dim=2), n_ids).bool() & masked
     committable = torch.cat([masked.new_zeros(b, k, index.depth), masked], dim=2)
-    return out, committable
+    return Moves(count > 0, committable, count, last)
 
 
 def _dedupe(keys: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -219,8 +236,9 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             logp = logp.float().view(b, kc, p_len, vmax)
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
-        valid, committable = _allowed(index, st, sub, cfg.order, gen)
-        allowed = valid & committable[..., None] & (st["score"] > NEG)[:, :, None, None]
+        moves = _allowed(index, st, sub, cfg.order, gen)
+        valid = moves.valid
+        allowed = valid & moves.committable[..., None] & (st["score"] > NEG)[:, :, None, None]
         step_logp = torch.gather(logp, 1, st["origin"][:, :, None, None].expand(-1, -1, p_len, vmax))
         if cfg.renormalise:
             norm = torch.logsumexp(step_logp.masked_fill(~valid, NEG), dim=3, keepdim=True)
@@ -235,20 +253,20 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         last_of_step = (sub + 1) % cfg.tokens_per_step == 0 or sub + 1 == p_len
         keys = tokens if last_of_step else torch.cat(
             [tokens, torch.gather(st["origin"], 1, parent)[:, :, None]], dim=2)
-        rows = _child_rows(index, st["rows"], parent, pos, tok) if sub >= index.depth else None
-        if rows is not None and cfg.merge_determined and rows.shape[2]:
+        if moves.count is not None and cfg.merge_determined:
             # Once a partial path is consistent with a single item, its remaining tokens are forced:
             # key it by that item, so beams do not spend slots reaching one item by several orders.
-            single = (rows[:, :, 0] >= 0) & ((rows.shape[2] == 1) | (rows[:, :, 1 % rows.shape[2]] < 0))
+            move = (parent * p_len + pos) * vmax + tok
+            single = moves.count.view(b, -1).gather(1, move) == 1
+            item = moves.last.view(b, -1).gather(1, move)
             keys = torch.cat([keys.masked_fill(single[:, :, None], -2),
-                              torch.where(single, rows[:, :, 0], -1)[:, :, None]], dim=2)
+                              torch.where(single, item, -1)[:, :, None]], dim=2)
         ok = score > NEG
         ok &= ~_dedupe(keys, ok)
         key = score - cfg.diversity * _shared_codes(tokens, ok) if cfg.diversity else score
         key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
         parent, pos, tok, score = (torch.gather(x, 1, keep) for x in (parent, pos, tok, score))
-        if rows is not None:
-            rows = torch.gather(rows, 1, keep[:, :, None].expand(-1, -1, rows.shape[2]))
+        rows = _child_rows(index, st["rows"], parent, pos, tok) if sub >= index.depth else None
         st = _advance(index, st, sub, parent, pos, tok, score.masked_fill(key == NEG, NEG), rows)
     return _finish(index, st, k, calls)
 
