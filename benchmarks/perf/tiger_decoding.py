@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100, help="brief training before decoding")
-    parser.add_argument("--encoding", default="item_sum", choices=["item_sum", "tokens"])
+    parser.add_argument("--encoding", default="item_sum", choices=["item_sum", "item_sum_id", "tokens"])
     parser.add_argument("--preset", default="small", choices=["small", "paper"])
     parser.add_argument("--sid-features", default="attributes+collab")
     parser.add_argument("--model-dir", type=Path, default=None,
