@@ -121,3 +121,27 @@ def test_compare_two_runs_on_the_same_split(seq_file, tmp_path, capsys, monkeypa
         assert abs(r["diff"] - (r["mean_a"] - r["mean_b"])) < 1e-12
     code, _, err = run_cli(["compare", ids[0], "nope"], capsys, monkeypatch)
     assert code == 2 and "nope" in err
+
+
+@pytest.mark.parametrize("model, sizes", [
+    ("tiger", ["model.d_model=32", "model.encoder_layers=1", "model.decoder_layers=1", "model.heads=2",
+               "model.d_kv=16", "model.d_ff=64", "model.sid_codebook=4", "model.sid_levels=2",
+               "model.history_encoding=item_sum_id"]),
+    ("mindrec", ["model.d_model=32", "model.layers=1", "model.heads=2", "model.d_ff=64", "model.sid_codebook=4",
+                 "model.sid_levels=2", "model.tree_source=kmeans", "model.tree_branching=2",
+                 "model.history_repr=id_codes"]),
+])
+def test_generative_backends_train_eval_recommend(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / model
+    sets = [arg for s in [*sizes, "train.epochs=1", "train.batch_size=32", "train.device=cpu"] for arg in ("--set", s)]
+    code, _, err = run_cli(["train", "--model", model, "--data", str(seq_file), *sets, "--out", str(run)],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5"], capsys, monkeypatch)
+    assert code == 0, err
+    assert 0 <= json.loads(out)["metrics"]["ndcg@5"] <= 1
+    code, out, err = run_cli(["recommend", "--run", str(run), "--history", "3 4 5", "--k", "4", "--json"],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    items = [row["item"] for row in json.loads(out)["items"]]
+    assert len(items) == len(set(items)) == 4 and all(i in {str(n) for n in range(1, 13)} for i in items)
