@@ -256,9 +256,9 @@ class MindRecNet(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(vocab))
         self.repeat = nn.Parameter(torch.zeros(n_pos)) if cfg.repeat_bias else None
         self.constrained = cfg.constrained_softmax
-        if self.constrained:  # derived from `paths`, rebuilt on load
-            # Plain attributes, not buffers: derived from `paths` (never saved) and kept out of DDP's
-            # buffer broadcast, which does not take sparse tensors; `allowed_tokens` moves them.
+        if self.constrained:
+            # A plain attribute, not buffers: derived from `paths` (rebuilt on load, never saved) and kept
+            # out of DDP's buffer broadcast, which takes no sparse tensors; `allowed_tokens` moves it.
             self.incidence = path_incidence(paths, vmax)
         self.drop = nn.Dropout(cfg.dropout)
         nn.init.normal_(self.tok.weight, std=0.02)

@@ -135,7 +135,7 @@ def level_offsets(sizes: tuple[int, ...]) -> torch.Tensor:
 class TigerNet(nn.Module):
     """The T5 plus the item -> token table, so one state_dict holds everything `load` needs."""
 
-    def __init__(self, cfg: TigerConfig, codes: torch.Tensor, sizes: tuple[int, ...]):
+    def __init__(self, cfg: TigerConfig, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie | None = None):
         super().__init__()
         self.sizes = tuple(int(s) for s in sizes)
         self.history_encoding = cfg.history_encoding
@@ -150,7 +150,7 @@ class TigerNet(nn.Module):
             nn.init.normal_(self.item_embed.weight, std=self.t5.config.initializer_factor)
         self.constrained = cfg.constrained_softmax
         if self.constrained:  # derived from `codes`, so rebuilt on load rather than saved
-            trie = build_trie(codes, self.sizes)
+            trie = trie or build_trie(codes, self.sizes)
             self.register_buffer("child_ok", trie.children >= 0, persistent=False)  # [internal nodes, Vmax]
             self.register_buffer("item_prefix_nodes", trie.walk(codes.long())[:, :-1], persistent=False)  # [N, L]
 
@@ -343,8 +343,9 @@ class Tiger:
 
     def _build(self, codes: torch.Tensor, sizes: tuple[int, ...], device: torch.device) -> None:
         self.codes_ = codes.long().cpu()
-        self.net_ = TigerNet(self.cfg, self.codes_, sizes).to(device)
-        self.trie_ = build_trie(self.codes_, sizes).to(device)
+        trie = build_trie(self.codes_, sizes)
+        self.net_ = TigerNet(self.cfg, self.codes_, sizes, trie).to(device)
+        self.trie_ = trie.to(device)
         self.device_ = device
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
