@@ -26,6 +26,7 @@ class PopularityConfig:
 
 class Popularity:
     name: ClassVar[str] = "popularity"
+    decode_keys: ClassVar[tuple[str, ...]] = ()
     Config = PopularityConfig
 
     def __init__(self, cfg: PopularityConfig | None = None):

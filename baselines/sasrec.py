@@ -208,6 +208,7 @@ class _Windows:
 
 class SASRec:
     name: ClassVar[str] = "sasrec"
+    decode_keys: ClassVar[tuple[str, ...]] = ()
     Config = SASRecConfig
 
     def __init__(self, cfg: SASRecConfig | None = None):

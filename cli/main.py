@@ -41,6 +41,9 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Folder of t
 ResultsOpt = Annotated[Path | None, typer.Option("--results", help="Results store (default: $GENREC_BENCH_RESULTS "
                                                                    "or ./results).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+DecodeOpt = Annotated[list[str] | None, typer.Option(
+    "--decode", help="Decode-time [model] key=value applied to the saved model, repeatable, e.g. beam_width=20 "
+                     "or order=left_to_right; a key the backend does not have lists the ones it does.")]
 
 
 def _emit_json(obj: Any) -> None:
@@ -142,11 +145,14 @@ def eval_(
     results: ResultsOpt = None,
     label: Annotated[str, typer.Option(help="Display name in reports (default: the model name).")] = "",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
+    decode: DecodeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Full-ranking Hit@k, NDCG@k and MRR of a trained run; writes a run record to the results store.
 
-    Example: genrec-bench eval --run runs/sasrec --k 5,10 --json
+    Examples: genrec-bench eval --run runs/sasrec --k 5,10 --json;
+    genrec-bench eval --run runs/mindrec --decode order=left_to_right   (a decoder ablation on the same
+    checkpoint: its own row, labelled mindrec[order=left_to_right], pairable with the default)
     """
     from genrec_bench.pipeline import evaluate_run
     from genrec_bench.results import RunRecord, results_dir, write_record
@@ -155,7 +161,8 @@ def eval_(
         raise GenrecError(f"--split must be test or valid, got {split!r}")
     from genrec_bench.runtime import is_main_process
 
-    record = evaluate_run(run, split, _parse_ks(k), max_users, device, label)  # type: ignore[arg-type]
+    record = evaluate_run(run, split, _parse_ks(k), max_users, device, label,  # type: ignore[arg-type]
+                          decode=tuple(decode or ()))
     if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
         return
     path = write_record(RunRecord(**record), results_dir(results))
@@ -177,6 +184,7 @@ def recommend(
     history: Annotated[str, typer.Option(help="Raw item ids, oldest first, space-separated.")],
     k: Annotated[int, typer.Option("--k", help="How many items.")] = 10,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
+    decode: DecodeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Top-k next items for one history of raw item ids.
@@ -185,7 +193,7 @@ def recommend(
     """
     from genrec_bench.pipeline import recommend_raw
 
-    items = recommend_raw(run, history.split(), k, device)
+    items = recommend_raw(run, history.split(), k, device, tuple(decode or ()))
     if as_json:
         _emit_json({"items": items})
         return

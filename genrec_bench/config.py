@@ -152,10 +152,10 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+def parse_override(text: str, flag: str = "--set", example: str = "train.lr=0.001") -> tuple[list[str], Any]:
     """Parse `section.key=value` where value is read as a TOML value (bare words become strings)."""
     if "=" not in text:
-        raise GenrecError(f"--set expects key=value (for example train.lr=0.001), got {text!r}")
+        raise GenrecError(f"{flag} expects key=value (for example {example}), got {text!r}")
     key, raw = text.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]

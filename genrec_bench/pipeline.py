@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import Backend, FitReport, backend_class, create_backend
+from genrec_bench.backends.base import Backend, FitReport, apply_decoding, backend_class, create_backend
 from genrec_bench.config import RunConfig, run_config_from_dict
 from genrec_bench.data.loaders import Interactions, load_interactions
 from genrec_bench.data.registry import load_dataset
@@ -126,8 +126,11 @@ def _read_run_info(run: Path) -> dict[str, Any]:
     return info
 
 
-def open_run(run: Path, device: str = "auto") -> tuple[dict[str, Any], Backend, SplitData]:
-    """Load a finished run: its info, the backend and the (re-built, fingerprint-checked) split."""
+def open_run(run: Path, device: str = "auto", decode: list[str] | tuple[str, ...] = ()
+             ) -> tuple[dict[str, Any], Backend, SplitData]:
+    """Load a finished run: its info, the backend (with `decode` overrides applied) and the
+    (re-built, fingerprint-checked) split. With overrides, the returned info's `[model]` config
+    shows them, so a record of the run says which decoder produced it."""
     info = _read_run_info(run)
     if info.get("status") != "complete":
         raise GenrecError("run has not finished training; continue it with `genrec-bench train --resume`",
@@ -145,13 +148,24 @@ def open_run(run: Path, device: str = "auto") -> tuple[dict[str, Any], Backend, 
     except Exception as exc:  # a truncated or foreign checkpoint surfaces as many exception types
         raise GenrecError(f"cannot load the saved model ({exc.__class__.__name__}: {exc}); the checkpoint is "
                           "corrupt or from another version", path=Path(run) / "model") from None
+    changed = apply_decoding(backend, list(decode))
+    if changed:
+        info = info | {"config": info["config"] | {"model": info["config"].get("model", {}) | changed},
+                       "decode": changed}
     return info, backend, data
 
 
 def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = None, max_users: int | None = None,
-                 device: str = "auto", label: str = "", suite: str = "") -> dict[str, Any]:
-    """Rank every evaluated user's target and return a run record (a plain dict, see results.py)."""
-    info, backend, data = open_run(run, device)
+                 device: str = "auto", label: str = "", suite: str = "", decode: tuple[str, ...] = ()
+                 ) -> dict[str, Any]:
+    """Rank every evaluated user's target and return a run record (a plain dict, see results.py).
+
+    Decode overrides name the default label (`mindrec[order=left_to_right]`), so a decoder ablation
+    gets its own leaderboard row next to the run's default decoding.
+    """
+    info, backend, data = open_run(run, device, decode)
+    if not label and info.get("decode"):
+        label = f"{info['model']}[{','.join(f'{k}={v}' for k, v in info['decode'].items())}]"
     cfg = run_config_from_dict(info["config"])
     ks = tuple(sorted(set(ks or cfg.eval.ks)))
     users = eval_users(data, cfg.eval.max_users if max_users is None else max_users)
@@ -168,9 +182,10 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     }
 
 
-def recommend_raw(run: Path, history: list[str], k: int = 10, device: str = "auto") -> list[dict[str, Any]]:
+def recommend_raw(run: Path, history: list[str], k: int = 10, device: str = "auto",
+                  decode: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Raw item ids in, raw ids and scores out; unknown ids are an error, not silently dropped."""
-    info, backend, data = open_run(run, device)
+    info, backend, data = open_run(run, device, decode)
     if k < 1 or k > data.n_items:
         raise GenrecError(f"--k must be between 1 and the catalogue size {data.n_items}, got {k}")
     index = {raw: i for i, raw in enumerate(data.item_ids.tolist())}

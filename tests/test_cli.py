@@ -123,14 +123,17 @@ def test_compare_two_runs_on_the_same_split(seq_file, tmp_path, capsys, monkeypa
     assert code == 2 and "nope" in err
 
 
-@pytest.mark.parametrize("model, sizes", [
+GENERATIVE = [
     ("tiger", ["model.d_model=32", "model.encoder_layers=1", "model.decoder_layers=1", "model.heads=2",
                "model.d_kv=16", "model.d_ff=64", "model.sid_codebook=4", "model.sid_levels=2",
                "model.history_encoding=item_sum_id"]),
     ("mindrec", ["model.d_model=32", "model.layers=1", "model.heads=2", "model.d_ff=64", "model.sid_codebook=4",
                  "model.sid_levels=2", "model.tree_source=kmeans", "model.tree_branching=2",
                  "model.history_repr=id_codes"]),
-])
+]
+
+
+@pytest.mark.parametrize("model, sizes", GENERATIVE)
 def test_generative_backends_train_eval_recommend(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
     run = tmp_path / model
     sets = [arg for s in [*sizes, "train.epochs=1", "train.batch_size=32", "train.device=cpu"] for arg in ("--set", s)]
@@ -145,3 +148,40 @@ def test_generative_backends_train_eval_recommend(model, sizes, seq_file, tmp_pa
     assert code == 0, err
     items = [row["item"] for row in json.loads(out)["items"]]
     assert len(items) == len(set(items)) == 4 and all(i in {str(n) for n in range(1, 13)} for i in items)
+
+
+DECODE_ABLATION = {"tiger": "beam_width=1", "mindrec": "order=left_to_right"}
+
+
+@pytest.mark.parametrize("model, sizes", GENERATIVE)
+def test_eval_decode_overrides_make_their_own_labelled_record(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / model
+    sets = [arg for s in [*sizes, "train.epochs=1", "train.batch_size=32", "train.device=cpu"] for arg in ("--set", s)]
+    assert run_cli(["train", "--model", model, "--data", str(seq_file), *sets, "--out", str(run)],
+                   capsys, monkeypatch)[0] == 0
+    results = ["--results", str(tmp_path / "results")]
+    code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5", *results,
+                              "--decode", DECODE_ABLATION[model]], capsys, monkeypatch)
+    assert code == 0, err
+    record = json.loads(Path(json.loads(out)["record"]).read_text())
+    key, value = DECODE_ABLATION[model].split("=")
+    assert record["label"] == f"{model}[{key}={value}]"
+    assert str(record["config"]["model"][key]) == value
+    saved = json.loads((run / "run.json").read_text())["config"]["model"]
+    assert str(saved.get(key)) != value  # the run itself is untouched
+
+    code, _, err = run_cli(["eval", "--run", str(run), "--decode", "beam_widht=3", *results], capsys, monkeypatch)
+    assert code == 2 and "did you mean: beam_width" in " ".join(err.split())
+    code, _, err = run_cli(["eval", "--run", str(run), "--decode", "beam_width=0", *results], capsys, monkeypatch)
+    assert code == 2 and "beam_width" in err and "Traceback" not in err
+    code, _, err = run_cli(["eval", "--run", str(run), "--decode", "d_model=64", *results], capsys, monkeypatch)
+    assert code == 2 and "not a decoding option" in " ".join(err.split())
+
+
+def test_decode_on_a_classic_backend_is_a_clear_error(seq_file, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "pop"
+    assert run_cli(["train", "--model", "popularity", "--data", str(seq_file), "--out", str(run)],
+                   capsys, monkeypatch)[0] == 0
+    code, _, err = run_cli(["recommend", "--run", str(run), "--history", "1", "--decode", "beam_width=3"],
+                           capsys, monkeypatch)
+    assert code == 2 and "it has none" in " ".join(err.split())

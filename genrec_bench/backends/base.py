@@ -42,6 +42,8 @@ class Backend(Protocol):
     """`fit` on a split, `recommend` from left-padded histories, `save`/`load` a run directory."""
 
     name: ClassVar[str]
+    decode_keys: ClassVar[tuple[str, ...]]  # `[model]` keys that only change decoding (`eval --decode`)
+    cfg: Any
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport: ...
 
@@ -102,6 +104,32 @@ def load_backend(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     meta = json.loads((path / "backend.json").read_text())
     return meta, torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+
+
+def apply_decoding(backend: Backend, overrides: list[str]) -> dict[str, Any]:
+    """Replace decode-time `[model]` keys of a loaded backend (`eval` / `recommend --decode key=value`).
+
+    A decoder ablation (beam width, unmasking order, ...) then reuses one checkpoint, so its paired
+    test against the default isolates the decoder instead of adding a second training's noise.
+    Values are validated by the backend's config dataclass, as in `train --set`.
+    """
+    from dataclasses import asdict
+
+    from genrec_bench.config import from_dict, parse_override
+
+    values: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text, "--decode", "beam_width=20")
+        key = ".".join(keys[1:] if keys[0] == "model" and len(keys) == 2 else keys)
+        if key not in backend.decode_keys:
+            options = ", ".join(backend.decode_keys)
+            raise GenrecError(f"--decode {text}: '{key}' is not a decoding option of {backend.name}"
+                              + (did_you_mean(key, backend.decode_keys) + f"; its options: {options}" if options
+                                 else "; it has none (its ranking is a single forward pass)"))
+        values[key] = value
+    if values:
+        backend.cfg = from_dict(type(backend.cfg), asdict(backend.cfg) | values, "model", "--decode")
+    return values
 
 
 def create_backend(name: str, model_cfg: dict[str, Any], source: str = "config") -> Backend:

@@ -364,6 +364,8 @@ class DiffusionExamples(NextItemWindows):
 
 class MindRec:
     name: ClassVar[str] = "mindrec"
+    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width", "beam_covers_k", "order", "tokens_per_step", "diversity",
+                                              "merge_determined", "decode_seed")
     Config = MindRecConfig
 
     def __init__(self, cfg: MindRecConfig | None = None):

@@ -330,6 +330,7 @@ class TrainingPrefixes(NextItemWindows):
 
 class Tiger:
     name: ClassVar[str] = "tiger"
+    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width",)
     Config = TigerConfig
 
     def __init__(self, cfg: TigerConfig | None = None):
