@@ -154,6 +154,7 @@ def eval_(
     genrec-bench eval --run runs/mindrec --decode order=left_to_right   (a decoder ablation on the same
     checkpoint: its own row, labelled mindrec[order=left_to_right], pairable with the default)
     """
+    from genrec_bench.backends.base import parse_decode
     from genrec_bench.pipeline import evaluate_run
     from genrec_bench.results import RunRecord, results_dir, write_record
 
@@ -162,7 +163,7 @@ def eval_(
     from genrec_bench.runtime import is_main_process
 
     record = evaluate_run(run, split, _parse_ks(k), max_users, device, label,  # type: ignore[arg-type]
-                          decode=tuple(decode or ()))
+                          decode=parse_decode(decode or []))
     if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
         return
     path = write_record(RunRecord(**record), results_dir(results))
@@ -191,9 +192,10 @@ def recommend(
 
     Example: genrec-bench recommend --run runs/sasrec --history "12 7 33" --k 5 --json
     """
+    from genrec_bench.backends.base import parse_decode
     from genrec_bench.pipeline import recommend_raw
 
-    items = recommend_raw(run, history.split(), k, device, tuple(decode or ()))
+    items = recommend_raw(run, history.split(), k, device, parse_decode(decode or []))
     if as_json:
         _emit_json({"items": items})
         return

@@ -1,10 +1,13 @@
 """Benchmark suites: datasets x model variants x seeds, run resumably into one results store.
 
 A suite is a TOML file. Suite-level `[data]`, `[train]`, `[eval]` tables apply to every run; each
-`[[runs]]` entry names a `model`, an optional `label` and its own `train`/`model`/`eval` tables.
+`[[runs]]` entry names a `model`, an optional `label`, its own `train`/`model`/`eval` tables and
+an optional `decode` table of decode-time model keys (beam width, unmasking order, ...).
 A job whose record already exists (same model, label, dataset, split fingerprint, config and seed)
 is skipped; an interrupted job resumes from its checkpoint; a job another `bench` process is
-running (it holds the job's lock) is left to that process.
+running (it holds the job's lock) is left to that process. Jobs that differ only in label or
+`decode` share one trained run: a decoder ablation costs an evaluation, not a training, and is
+paired with the default on the same checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import REGISTRY
+from genrec_bench.backends.base import REGISTRY, backend_class
 from genrec_bench.config import run_config_from_dict
 from genrec_bench.data.registry import DATASETS
 from genrec_bench.errors import GenrecError, did_you_mean
@@ -33,7 +36,7 @@ from genrec_bench.progress import progress_bar
 from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record
 
 SUITE_KEYS = {"name", "description", "datasets", "seeds", "split", "data", "train", "eval", "runs"}
-RUN_KEYS = {"model", "label", "data", "train", "eval", "config"}
+RUN_KEYS = {"model", "label", "data", "train", "eval", "config", "decode"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class RunSpec:
     model: str
     label: str
     overrides: dict[str, dict[str, Any]]  # section -> key -> value
+    decode: dict[str, Any] = field(default_factory=dict)  # decode-time [model] keys applied at evaluation
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class Job:
     split: str
     config: dict[str, Any]
     fingerprint: str = ""
-    key: str = ""
+    key: str = ""  # identity of the record (what a rerun skips)
+    train_key: str = ""  # identity of the training (what jobs differing only in decoding share)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,7 +115,16 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
                               path=source)
         overrides = {s: dict(entry.get(s, {})) for s in ("data", "train", "eval")}
         overrides["model"] = dict(entry.get("config", {}))
-        runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides))
+        decode = entry.get("decode", {})
+        if not isinstance(decode, dict):
+            raise GenrecError(f"runs[{i}]: decode must be a table of decode-time model keys", path=source)
+        decode_keys = backend_class(entry["model"]).decode_keys if decode else ()
+        for key in decode:
+            if key not in decode_keys:
+                raise GenrecError(f"runs[{i}]: '{key}' is not a decoding option of {entry['model']}"
+                                  f"{did_you_mean(key, decode_keys)}; its options: {', '.join(decode_keys) or 'none'}",
+                                  path=source)
+        runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides, dict(decode)))
     if not runs:
         raise GenrecError("a suite needs at least one [[runs]] entry", path=source)
     labels = [r.label for r in runs]
@@ -165,6 +179,19 @@ def job_lock(root: Path, key: str) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextmanager
+def training_lock(root: Path, key: str) -> Iterator[None]:
+    """Blocking lock on one training, shared by the jobs that differ only in decoding or labels."""
+    lock_dir = root / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"train-{key}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
     """Train (or resume) and evaluate one job; returns 'done', 'skipped' or 'busy'."""
     if threads:
@@ -174,13 +201,15 @@ def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
             return "busy"
         if any(record_key(r) == job.key for r in load_records(root)[0]):
             return "skipped"
-        run_dir = root / "runs" / job.key
+        run_dir = root / "runs" / job.train_key
         cfg = run_config_from_dict(job.config)
         info_path = run_dir / RUN_FILE
-        resume = info_path.exists()
-        if not (resume and '"status": "complete"' in info_path.read_text()):
-            train_run(job.spec.model, source_for(job.dataset, data_dir), cfg, run_dir, resume=resume)
-        record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite)  # type: ignore[arg-type]
+        with training_lock(root, job.train_key):  # a job sharing this training waits, then reuses it
+            resume = info_path.exists()
+            if not (resume and '"status": "complete"' in info_path.read_text()):
+                train_run(job.spec.model, source_for(job.dataset, data_dir), cfg, run_dir, resume=resume)
+        record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite,  # type: ignore[arg-type]
+                              decode=job.spec.decode)
         write_record(RunRecord(**record), root)
         return "done"
 
@@ -202,9 +231,10 @@ def run_suite(suite: Suite, root: Path, jobs: int = 1, data_dir: Path | None = N
             raise GenrecError(f"{job.spec.label}: eval.ks up to {max(cfg.eval.ks)} but '{job.dataset}' has only "
                               f"{n_items[job.dataset]} items", path=suite.source)
         job.fingerprint = fingerprints[job.dataset]
-        job.key = run_key(job.spec.model, job.spec.label, source_for(job.dataset, dd).name, job.split,
-                          job.fingerprint, job.seed,
-                          cfg.to_dict())
+        name, trained = source_for(job.dataset, dd).name, cfg.to_dict()
+        evaluated = trained | {"model": trained["model"] | job.spec.decode}  # what the record's config will say
+        job.key = run_key(job.spec.model, job.spec.label, name, job.split, job.fingerprint, job.seed, evaluated)
+        job.train_key = run_key(job.spec.model, "", name, job.split, job.fingerprint, job.seed, trained)
     done_keys = {record_key(r) for r in load_records(root)[0]}
     todo = [j for j in pending if j.key not in done_keys]
     counts = {"done": 0, "skipped": len(pending) - len(todo), "busy": 0}

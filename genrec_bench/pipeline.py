@@ -126,7 +126,7 @@ def _read_run_info(run: Path) -> dict[str, Any]:
     return info
 
 
-def open_run(run: Path, device: str = "auto", decode: list[str] | tuple[str, ...] = ()
+def open_run(run: Path, device: str = "auto", decode: dict[str, Any] | None = None
              ) -> tuple[dict[str, Any], Backend, SplitData]:
     """Load a finished run: its info, the backend (with `decode` overrides applied) and the
     (re-built, fingerprint-checked) split. With overrides, the returned info's `[model]` config
@@ -148,15 +148,15 @@ def open_run(run: Path, device: str = "auto", decode: list[str] | tuple[str, ...
     except Exception as exc:  # a truncated or foreign checkpoint surfaces as many exception types
         raise GenrecError(f"cannot load the saved model ({exc.__class__.__name__}: {exc}); the checkpoint is "
                           "corrupt or from another version", path=Path(run) / "model") from None
-    changed = apply_decoding(backend, list(decode))
-    if changed:
-        info = info | {"config": info["config"] | {"model": info["config"].get("model", {}) | changed},
-                       "decode": changed}
+    if decode:
+        apply_decoding(backend, decode)
+        info = info | {"config": info["config"] | {"model": info["config"].get("model", {}) | decode},
+                       "decode": decode}
     return info, backend, data
 
 
 def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = None, max_users: int | None = None,
-                 device: str = "auto", label: str = "", suite: str = "", decode: tuple[str, ...] = ()
+                 device: str = "auto", label: str = "", suite: str = "", decode: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Rank every evaluated user's target and return a run record (a plain dict, see results.py).
 
@@ -183,7 +183,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
 
 
 def recommend_raw(run: Path, history: list[str], k: int = 10, device: str = "auto",
-                  decode: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+                  decode: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Raw item ids in, raw ids and scores out; unknown ids are an error, not silently dropped."""
     info, backend, data = open_run(run, device, decode)
     if k < 1 or k > data.n_items:

@@ -134,3 +134,67 @@ def test_parallel_jobs(seq_file, tmp_path):
     suite = load_suite(_suite_file(tmp_path, seq_file, seeds="[0]"))
     assert run_suite(suite, tmp_path / "res", jobs=2) == {"done": 2, "skipped": 0, "busy": 0}
     assert len(load_records(tmp_path / "res")[0]) == 2
+
+
+def test_decode_variants_share_one_training(seq_file, tmp_path, monkeypatch):
+    import genrec_bench.bench as bench
+
+    path = tmp_path / "decode.toml"
+    path.write_text(f"""
+name = "decode"
+datasets = ["{seq_file}"]
+[data]
+kcore = 2
+[eval]
+ks = [1, 5]
+[train]
+epochs = 1
+batch_size = 16
+num_threads = 1
+device = "cpu"
+[[runs]]
+model = "mindrec"
+[runs.config]
+d_model = 16
+layers = 1
+heads = 2
+d_ff = 32
+sid_codebook = 4
+sid_levels = 2
+tree_source = "kmeans"
+tree_branching = 2
+[[runs]]
+model = "mindrec"
+label = "mindrec[left-to-right]"
+decode = {{ order = "left_to_right" }}
+[runs.config]
+d_model = 16
+layers = 1
+heads = 2
+d_ff = 32
+sid_codebook = 4
+sid_levels = 2
+tree_source = "kmeans"
+tree_branching = 2
+""")
+    suite = load_suite(path)
+    root = tmp_path / "res"
+    real_train = bench.train_run
+    trained = []
+    monkeypatch.setattr(bench, "train_run", lambda *a, **k: trained.append(a) or real_train(*a, **k))
+    assert run_suite(suite, root) == {"done": 2, "skipped": 0, "busy": 0}
+    assert len(trained) == 1 and len(list((root / "runs").iterdir())) == 1
+    records = {r.label: r for r in load_records(root)[0]}
+    assert records["mindrec[left-to-right]"].config["model"]["order"] == "left_to_right"
+    assert records["mindrec"].config["model"].get("order", "confidence") == "confidence"
+    assert records["mindrec"].run_id == records["mindrec[left-to-right]"].run_id  # one checkpoint, paired
+    assert run_suite(suite, root) == {"done": 0, "skipped": 2, "busy": 0}
+
+
+def test_decode_keys_are_checked_when_the_suite_is_read():
+    with pytest.raises(GenrecError) as info:
+        suite_from_dict({"runs": [{"model": "mindrec", "decode": {"ordr": "random"}}]}, "s.toml")
+    assert "did you mean: order?" in str(info.value)
+    with pytest.raises(GenrecError) as info:
+        suite_from_dict({"runs": [{"model": "sasrec", "decode": {"beam_width": 3}}]}, "s.toml")
+    assert "not a decoding option of sasrec" in str(info.value)

@@ -106,8 +106,19 @@ def load_backend(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return meta, torch.load(path / "state.pt", map_location="cpu", weights_only=True)
 
 
-def apply_decoding(backend: Backend, overrides: list[str]) -> dict[str, Any]:
-    """Replace decode-time `[model]` keys of a loaded backend (`eval` / `recommend --decode key=value`).
+def parse_decode(texts: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`--decode key=value` arguments as a dict (`model.key=value` accepted too)."""
+    from genrec_bench.config import parse_override
+
+    values: dict[str, Any] = {}
+    for text in texts:
+        keys, value = parse_override(text, "--decode", "beam_width=20")
+        values[".".join(keys[1:] if keys[0] == "model" and len(keys) == 2 else keys)] = value
+    return values
+
+
+def apply_decoding(backend: Backend, values: dict[str, Any]) -> None:
+    """Replace decode-time `[model]` keys of a loaded backend (`--decode`, a suite run's `decode`).
 
     A decoder ablation (beam width, unmasking order, ...) then reuses one checkpoint, so its paired
     test against the default isolates the decoder instead of adding a second training's noise.
@@ -115,21 +126,16 @@ def apply_decoding(backend: Backend, overrides: list[str]) -> dict[str, Any]:
     """
     from dataclasses import asdict
 
-    from genrec_bench.config import from_dict, parse_override
+    from genrec_bench.config import from_dict
 
-    values: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text, "--decode", "beam_width=20")
-        key = ".".join(keys[1:] if keys[0] == "model" and len(keys) == 2 else keys)
+    for key in values:
         if key not in backend.decode_keys:
             options = ", ".join(backend.decode_keys)
-            raise GenrecError(f"--decode {text}: '{key}' is not a decoding option of {backend.name}"
+            raise GenrecError(f"'{key}' is not a decoding option of {backend.name}"
                               + (did_you_mean(key, backend.decode_keys) + f"; its options: {options}" if options
                                  else "; it has none (its ranking is a single forward pass)"))
-        values[key] = value
     if values:
-        backend.cfg = from_dict(type(backend.cfg), asdict(backend.cfg) | values, "model", "--decode")
-    return values
+        backend.cfg = from_dict(type(backend.cfg), asdict(backend.cfg) | values, "model", "decode")
 
 
 def create_backend(name: str, model_cfg: dict[str, Any], source: str = "config") -> Backend:
