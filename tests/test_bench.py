@@ -136,6 +136,18 @@ def test_parallel_jobs(seq_file, tmp_path):
     assert len(load_records(tmp_path / "res")[0]) == 2
 
 
+TINY_MINDREC = """[runs.config]
+d_model = 16
+layers = 1
+heads = 2
+d_ff = 32
+sid_codebook = 4
+sid_levels = 2
+tree_source = "kmeans"
+tree_branching = 2
+"""
+
+
 def test_decode_variants_share_one_training(seq_file, tmp_path, monkeypatch):
     import genrec_bench.bench as bench
 
@@ -154,29 +166,11 @@ num_threads = 1
 device = "cpu"
 [[runs]]
 model = "mindrec"
-[runs.config]
-d_model = 16
-layers = 1
-heads = 2
-d_ff = 32
-sid_codebook = 4
-sid_levels = 2
-tree_source = "kmeans"
-tree_branching = 2
-[[runs]]
+{TINY_MINDREC}[[runs]]
 model = "mindrec"
 label = "mindrec[left-to-right]"
 decode = {{ order = "left_to_right" }}
-[runs.config]
-d_model = 16
-layers = 1
-heads = 2
-d_ff = 32
-sid_codebook = 4
-sid_levels = 2
-tree_source = "kmeans"
-tree_branching = 2
-""")
+{TINY_MINDREC}""")
     suite = load_suite(path)
     root = tmp_path / "res"
     real_train = bench.train_run
