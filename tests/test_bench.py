@@ -15,10 +15,10 @@ from genrec_bench.errors import GenrecError
 from genrec_bench.results import load_records, record_key
 
 
-def _suite_file(tmp_path: Path, data: Path, seeds: str = "[0, 1]") -> Path:
-    path = tmp_path / "suite.toml"
-    path.write_text(f"""
-name = "tiny"
+def _suite_head(name: str, data: Path, seeds: str) -> str:
+    """The shared top of the tiny test suites: k-core 2, one CPU epoch, cut-offs 1 and 5."""
+    return f"""
+name = "{name}"
 datasets = ["{data}"]
 seeds = {seeds}
 [data]
@@ -29,7 +29,13 @@ ks = [1, 5]
 epochs = 1
 batch_size = 16
 num_threads = 1
-[[runs]]
+device = "cpu"
+"""
+
+
+def _suite_file(tmp_path: Path, data: Path, seeds: str = "[0, 1]") -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(_suite_head("tiny", data, seeds) + """[[runs]]
 model = "popularity"
 [[runs]]
 model = "sasrec"
@@ -152,19 +158,7 @@ def test_decode_variants_share_one_training(seq_file, tmp_path, monkeypatch):
     import genrec_bench.bench as bench
 
     path = tmp_path / "decode.toml"
-    path.write_text(f"""
-name = "decode"
-datasets = ["{seq_file}"]
-[data]
-kcore = 2
-[eval]
-ks = [1, 5]
-[train]
-epochs = 1
-batch_size = 16
-num_threads = 1
-device = "cpu"
-[[runs]]
+    path.write_text(_suite_head("decode", seq_file, "[0]") + f"""[[runs]]
 model = "mindrec"
 {TINY_MINDREC}[[runs]]
 model = "mindrec"
