@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import REGISTRY, backend_class
+from genrec_bench.backends.base import REGISTRY, backend_class, check_decode_keys
 from genrec_bench.config import run_config_from_dict
 from genrec_bench.data.registry import DATASETS
 from genrec_bench.errors import GenrecError, did_you_mean
@@ -118,12 +118,8 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
         decode = entry.get("decode", {})
         if not isinstance(decode, dict):
             raise GenrecError(f"runs[{i}]: decode must be a table of decode-time model keys", path=source)
-        decode_keys = backend_class(entry["model"]).decode_keys if decode else ()
-        for key in decode:
-            if key not in decode_keys:
-                raise GenrecError(f"runs[{i}]: '{key}' is not a decoding option of {entry['model']}"
-                                  f"{did_you_mean(key, decode_keys)}; its options: {', '.join(decode_keys) or 'none'}",
-                                  path=source)
+        if decode:
+            check_decode_keys(backend_class(entry["model"]), decode, f"runs[{i}]: ", source)
         runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides, dict(decode)))
     if not runs:
         raise GenrecError("a suite needs at least one [[runs]] entry", path=source)
@@ -160,34 +156,23 @@ def source_for(dataset: str, data_dir: str | None) -> DataSource:
 
 
 @contextmanager
-def job_lock(root: Path, key: str) -> Iterator[bool]:
-    """Non-blocking per-job lock (flock): False means another process is running this job.
+def job_lock(root: Path, key: str, wait: bool = False) -> Iterator[bool]:
+    """Per-key lock (flock): False means another process holds it (only when not `wait`ing).
 
-    The kernel drops the lock when its holder dies, so a crashed bench never blocks a rerun.
+    Jobs take it without waiting (a busy job is left to its holder); the trainings that several
+    jobs share take it waiting (`train-<key>`), so the second job reuses the first one's run. The
+    kernel drops the lock when its holder dies, so a crashed bench never blocks a rerun.
     """
     lock_dir = root / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{key}.lock", "w") as fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
         try:
             yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextmanager
-def training_lock(root: Path, key: str) -> Iterator[None]:
-    """Blocking lock on one training, shared by the jobs that differ only in decoding or labels."""
-    lock_dir = root / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"train-{key}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -204,7 +189,7 @@ def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
         run_dir = root / "runs" / job.train_key
         cfg = run_config_from_dict(job.config)
         info_path = run_dir / RUN_FILE
-        with training_lock(root, job.train_key):  # a job sharing this training waits, then reuses it
+        with job_lock(root, f"train-{job.train_key}", wait=True):  # a job sharing this training waits, reuses it
             resume = info_path.exists()
             if not (resume and '"status": "complete"' in info_path.read_text()):
                 train_run(job.spec.model, source_for(job.dataset, data_dir), cfg, run_dir, resume=resume)

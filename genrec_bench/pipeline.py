@@ -17,7 +17,14 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import Backend, FitReport, apply_decoding, backend_class, create_backend
+from genrec_bench.backends.base import (
+    Backend,
+    FitReport,
+    apply_decoding,
+    backend_class,
+    check_decode_keys,
+    create_backend,
+)
 from genrec_bench.config import RunConfig, run_config_from_dict
 from genrec_bench.data.loaders import Interactions, load_interactions
 from genrec_bench.data.registry import load_dataset
@@ -136,11 +143,12 @@ def open_run(run: Path, device: str = "auto", decode: dict[str, Any] | None = No
         raise GenrecError("run has not finished training; continue it with `genrec-bench train --resume`",
                           path=run)
     cfg = run_config_from_dict(info["config"], str(Path(run) / RUN_FILE))
+    cls = backend_class(info["model"])
+    check_decode_keys(cls, decode or {})  # before the split is rebuilt, not after
     data = load_split(DataSource(**info["source"]), cfg)
     if data.fingerprint != info["fingerprint"]:
         raise GenrecError(f"the data changed since training: split fingerprint {data.fingerprint} != "
                           f"{info['fingerprint']} recorded in run.json", path=run)
-    cls = backend_class(info["model"])
     try:
         backend = cls.load(Path(run) / "model", resolve_device(device))
     except GenrecError:

@@ -133,13 +133,19 @@ GENERATIVE = [
 ]
 
 
-@pytest.mark.parametrize("model, sizes", GENERATIVE)
-def test_generative_backends_train_eval_recommend(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
+def _train_tiny(model: str, sizes: list[str], seq_file: Path, tmp_path: Path, capsys, monkeypatch) -> Path:
+    """One CPU epoch of a tiny generative model through `train`; returns the run directory."""
     run = tmp_path / model
     sets = [arg for s in [*sizes, "train.epochs=1", "train.batch_size=32", "train.device=cpu"] for arg in ("--set", s)]
     code, _, err = run_cli(["train", "--model", model, "--data", str(seq_file), *sets, "--out", str(run)],
                            capsys, monkeypatch)
     assert code == 0, err
+    return run
+
+
+@pytest.mark.parametrize("model, sizes", GENERATIVE)
+def test_generative_backends_train_eval_recommend(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
+    run = _train_tiny(model, sizes, seq_file, tmp_path, capsys, monkeypatch)
     code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5"], capsys, monkeypatch)
     assert code == 0, err
     assert 0 <= json.loads(out)["metrics"]["ndcg@5"] <= 1
@@ -155,10 +161,7 @@ DECODE_ABLATION = {"tiger": "beam_width=1", "mindrec": "order=left_to_right"}
 
 @pytest.mark.parametrize("model, sizes", GENERATIVE)
 def test_eval_decode_overrides_make_their_own_labelled_record(model, sizes, seq_file, tmp_path, capsys, monkeypatch):
-    run = tmp_path / model
-    sets = [arg for s in [*sizes, "train.epochs=1", "train.batch_size=32", "train.device=cpu"] for arg in ("--set", s)]
-    assert run_cli(["train", "--model", model, "--data", str(seq_file), *sets, "--out", str(run)],
-                   capsys, monkeypatch)[0] == 0
+    run = _train_tiny(model, sizes, seq_file, tmp_path, capsys, monkeypatch)
     results = ["--results", str(tmp_path / "results")]
     code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5", *results,
                               "--decode", DECODE_ABLATION[model]], capsys, monkeypatch)

@@ -117,23 +117,28 @@ def parse_decode(texts: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+def check_decode_keys(cls: type, keys: Any, where: str = "", path: str | None = None) -> None:
+    """Every key must be one of backend class `cls`'s `decode_keys`; checked before any data is loaded."""
+    for key in keys:
+        if key not in cls.decode_keys:
+            options = ", ".join(cls.decode_keys)
+            raise GenrecError(f"{where}'{key}' is not a decoding option of {cls.name}"
+                              + (did_you_mean(key, cls.decode_keys) + f"; its options: {options}" if options
+                                 else "; it has none (its ranking is a single forward pass)"), path=path)
+
+
 def apply_decoding(backend: Backend, values: dict[str, Any]) -> None:
     """Replace decode-time `[model]` keys of a loaded backend (`--decode`, a suite run's `decode`).
 
     A decoder ablation (beam width, unmasking order, ...) then reuses one checkpoint, so its paired
     test against the default isolates the decoder instead of adding a second training's noise.
-    Values are validated by the backend's config dataclass, as in `train --set`.
+    The keys have passed `check_decode_keys` (`open_run` checks them before loading anything);
+    values are validated by the backend's config dataclass, as in `train --set`.
     """
     from dataclasses import asdict
 
     from genrec_bench.config import from_dict
 
-    for key in values:
-        if key not in backend.decode_keys:
-            options = ", ".join(backend.decode_keys)
-            raise GenrecError(f"'{key}' is not a decoding option of {backend.name}"
-                              + (did_you_mean(key, backend.decode_keys) + f"; its options: {options}" if options
-                                 else "; it has none (its ranking is a single forward pass)"))
     if values:
         backend.cfg = from_dict(type(backend.cfg), asdict(backend.cfg) | values, "model", "decode")
 
