@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutput
@@ -11,6 +13,7 @@ from genrec_bench.backends.base import create_backend
 from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet, TrainingPrefixes
 from genrec_bench.config import TrainConfig
 from genrec_bench.decoding.beam_search import exhaustive_search
+from genrec_bench.decoding.trie import build_trie
 from genrec_bench.errors import GenrecError
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
@@ -125,10 +128,16 @@ def test_tokens_encoding_trains(tmp_path):
     ("d_model", -1, "model.d_model"),
     ("sid_method", "kmeans", "model.sid_method"),
     ("sid_codebook", 1, "model.sid_codebook"),
+    ("item_head", "yes", "model.item_head"),
 ])
 def test_config_validation(key, value, message):
     with pytest.raises(GenrecError, match=message):
         TigerConfig(**{key: value})
+
+
+def test_item_head_needs_the_constrained_softmax():
+    with pytest.raises(GenrecError, match="constrained_softmax is false"):
+        TigerConfig(item_head=True, constrained_softmax=False)
 
 
 def test_config_from_model_table_and_presets():
@@ -221,11 +230,12 @@ def test_constrained_loss_is_cross_entropy_over_valid_children(tmp_path):
     torch.testing.assert_close(net(hist, target), torch.stack(ce).mean())
 
 
-def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path):
+@pytest.mark.parametrize("item_head", [False, True])
+def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path, item_head):
     """Renormalised over valid children, the exhaustive item scores sum to one for every user."""
     torch.manual_seed(0)
     data = walk_split(tmp_path, n_users=12, n_items=30)
-    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3}))
+    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "item_head": item_head}))
     model.fit(data, TrainConfig(epochs=1, batch_size=32, device="cpu", warmup_steps=0))
     hist, _ = data.to_tensors("test")
     with torch.inference_mode():
@@ -238,3 +248,37 @@ def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_p
     assert torch.equal(ours.items, full.items[:, :5])
     with pytest.raises(ValueError, match="trie"):
         FastDecoder(model.net_, enc, mask)
+
+
+@pytest.mark.parametrize("encoding", ["item_sum", "item_sum_id"])
+def test_item_head_scores_the_dedup_level_by_the_item_it_completes(encoding):
+    """Only the last level moves, by decoder state . item embedding + bias of the item below each code;
+    the training loss scores it as decoding does; `item_sum_id` ties the table to the encoder's item ids."""
+    torch.manual_seed(0)
+    sizes = (2, 3)
+    codes = torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0]])  # items 0-2 share level 0; item 3 is alone
+    cfg = TigerConfig(**{**TINY, "repeat_bias": False, "history_encoding": encoding})
+    plain = TigerNet(cfg, codes, sizes).eval()
+    net = TigerNet(dataclasses.replace(cfg, item_head=True), codes, sizes).eval()
+    net.load_state_dict(plain.state_dict(), strict=False)  # same T5: only the item head differs
+    assert (net.item_out is net.item_embed) == (encoding == "item_sum_id")
+    with torch.no_grad():
+        net.item_bias.copy_(torch.tensor([0.0, 3.0, -2.0, 5.0]))
+    hist, target = torch.tensor([[-1, 3], [0, 1]]), torch.tensor([1, 3])
+    enc, mask = net.encode(hist)
+    trie = build_trie(codes, sizes)
+    ours, ref = FastDecoder(net, enc, mask, trie=trie), FastDecoder(plain, enc, mask, trie=trie)
+    root = torch.zeros(2, 1, 0, dtype=torch.long)
+    torch.testing.assert_close(ours.level_step(root, None), ref.level_step(root, None))
+    prefix = codes[target][:, None, :1]  # each user's own target prefix: (0,) and (1,)
+    last, plain_last = ours.level_step(prefix, None)[:, 0], ref.level_step(prefix, None)[:, 0]
+    extra = ours.last_hidden[0] @ net.item_out.weight[:3].T + net.item_bias[:3]  # items 0-2 below (0,)
+    torch.testing.assert_close(last[0, :3], torch.log_softmax(plain_last[0, :3] + extra, 0))
+    torch.testing.assert_close(last[1, 0], torch.tensor(0.0))  # a single child keeps probability one
+    assert torch.isinf(last[0, 3:]).all() and torch.isinf(last[1, 1:]).all()
+    first = ours.level_step(root, None)[:, 0]
+    nll = -(first[torch.arange(2), codes[target, 0]] + last[torch.arange(2), codes[target, 1]])
+    torch.testing.assert_close(net(hist, target), nll.sum() / 4)  # mean over 2 users x 2 levels
+    net.train()
+    net(hist, target).backward()
+    assert net.item_bias.grad[:3].abs().sum() > 0 and net.item_bias.grad[3] == 0  # item 3 has no rival

@@ -27,6 +27,13 @@ With `repeat_bias` (default) each level has one learned offset added to the code
 target on the path of an item already in the history (`decoding.repeats`), in training and in
 decoding alike: the model learns from training targets whether users go back to what they had.
 On Amazon data, where they never do, it stops spending top ranks on the history.
+
+With `item_head` the de-dup level is also scored by the item it leads to: decoder state . item
+embedding + item bias, added to the code's logit. A de-dup code is an arbitrary index within the
+items sharing a tuple, so the T5's code embedding for it means nothing across tuples. On Beauty 19%
+of test targets sit in such shared tuples, and (24-epoch run, 3,000 test users) the model ranked the
+right tuple first for 6.3% of them but the right item first for 2.6%. The embedding is the encoder's
+item-id table under `item_sum_id` (tied, as SASRec ties input and output), its own table otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
-from transformers.modeling_outputs import BaseModelOutput
 
 from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
 from genrec_bench.config import TrainConfig, _check
@@ -91,6 +97,7 @@ class TigerConfig:
     sid_seed: int = 0
     repeat_bias: bool = True  # learned per-level offset for codes leading back to a history item
     constrained_softmax: bool = True  # softmax over the trie's valid children (paper: whole vocabulary)
+    item_head: bool = False  # score the de-dup level by item embedding (needs constrained_softmax)
 
     def __post_init__(self) -> None:
         _check(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
@@ -107,6 +114,9 @@ class TigerConfig:
         _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
         _check(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
                self.constrained_softmax)
+        _check(isinstance(self.item_head, bool), "model.item_head", "true or false", self.item_head)
+        _check(self.constrained_softmax or not self.item_head, "model.item_head",
+               "false when model.constrained_softmax is false (it scores the trie's children)", self.item_head)
 
     def size(self, key: str) -> Any:
         """The explicit value of a size key, else the preset's."""
@@ -140,6 +150,8 @@ class TigerNet(nn.Module):
         self.sizes = tuple(int(s) for s in sizes)
         self.history_encoding = cfg.history_encoding
         self.t5 = T5ForConditionalGeneration(cfg.t5_config(1 + sum(self.sizes)))
+        scaled = getattr(self.t5.config, "scale_decoder_outputs", True)
+        self.scale_out = self.t5.config.d_model**-0.5 if scaled else 1.0  # applied before the T5's lm_head
         self.register_buffer("offsets", level_offsets(self.sizes), persistent=False)
         self.register_buffer("item_tokens", codes.long() + self.offsets[None, :])  # [N, L] global token ids
         self.repeat = nn.Parameter(torch.zeros(len(self.sizes))) if cfg.repeat_bias else None
@@ -153,12 +165,30 @@ class TigerNet(nn.Module):
             trie = trie or build_trie(codes, self.sizes)
             self.register_buffer("child_ok", trie.children >= 0, persistent=False)  # [internal nodes, Vmax]
             self.register_buffer("item_prefix_nodes", trie.walk(codes.long())[:, :-1], persistent=False)  # [N, L]
+        self.item_out: nn.Embedding | None = None
+        if cfg.item_head:
+            self.item_out = self.item_embed
+            if self.item_out is None:
+                self.item_out = nn.Embedding(codes.shape[0], self.t5.config.d_model)
+                nn.init.normal_(self.item_out.weight, std=self.t5.config.initializer_factor)
+            self.item_bias = nn.Parameter(torch.zeros(codes.shape[0]))
+            last = trie.children[:, : self.sizes[-1]]  # [internal nodes, last-level size]
+            self.register_buffer("child_item", torch.where(last >= 0, trie.leaf_item[last.clamp(min=0)], -1),
+                                 persistent=False)
 
     def level_logits(self, logits_blv: torch.Tensor) -> torch.Tensor:
         """Each level's slice of full-vocabulary logits [B, L, V] -> level-local logits [B, L, Vmax]."""
         width = max(self.sizes)
         return torch.stack([F.pad(logits_blv[:, t, int(lo) : int(lo) + size], (0, width - size), value=float("-inf"))
                             for t, (lo, size) in enumerate(zip(self.offsets, self.sizes, strict=True))], dim=1)
+
+    def item_scores(self, hidden_nd: torch.Tensor, nodes_n: torch.Tensor) -> torch.Tensor:
+        """De-dup-level logit offsets [n, sizes[-1]] (needs `item_head`): decoder state . item embedding +
+        item bias for the item each code completes below prefix node `nodes_n`, 0 where it completes none."""
+        items_nc = self.child_item[nodes_n.clamp(min=0)]
+        safe = items_nc.clamp(min=0)
+        scores = torch.bmm(self.item_out(safe), hidden_nd[:, :, None].to(self.item_out.weight.dtype))[:, :, 0]
+        return (scores + self.item_bias[safe]).masked_fill(items_nc < 0, 0.0)
 
     def history_codes(self, hist_bh: torch.Tensor) -> torch.Tensor:
         """Level-local codes [B, H, L] of left-padded histories, -1 for padding."""
@@ -193,8 +223,9 @@ class TigerNet(nn.Module):
         """Teacher-forced cross-entropy of the target items' token sequences."""
         enc_bsd, mask_bs = self.encode(hist_bh)
         labels_bl = self.item_tokens[target_b]
-        logits_blv = self.t5(encoder_outputs=BaseModelOutput(last_hidden_state=enc_bsd), attention_mask=mask_bs,
-                             decoder_input_ids=self.t5._shift_right(labels_bl)).logits.float()
+        hidden_bld = self.t5.decoder(input_ids=self.t5._shift_right(labels_bl), encoder_hidden_states=enc_bsd,
+                                     encoder_attention_mask=mask_bs).last_hidden_state * self.scale_out
+        logits_blv = self.t5.lm_head(hidden_bld).float()
         if self.repeat is not None:
             hist_codes_bhl, target_codes_bl = self.history_codes(hist_bh), labels_bl - self.offsets
             for t, size in enumerate(self.sizes):  # levels, not items: a handful of iterations
@@ -204,7 +235,11 @@ class TigerNet(nn.Module):
         if not self.constrained:
             return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten())
         allowed_blv = self.child_ok[self.item_prefix_nodes[target_b]]
-        level_blv = self.level_logits(logits_blv).masked_fill(~allowed_blv, float("-inf"))
+        level_blv = self.level_logits(logits_blv)
+        if self.item_out is not None:
+            last = self.item_scores(hidden_bld[:, -1], self.item_prefix_nodes[target_b, -1])
+            level_blv[:, -1, : last.shape[1]] += last.float()
+        level_blv = level_blv.masked_fill(~allowed_blv, float("-inf"))
         return F.cross_entropy(level_blv.flatten(0, 1), (labels_bl - self.offsets).flatten())
 
 
@@ -228,7 +263,8 @@ class FastDecoder:
         self.t5 = net.t5
         cfg = self.t5.config
         self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
-        self.scale_out = cfg.d_model**-0.5 if getattr(cfg, "scale_decoder_outputs", True) else 1.0
+        self.scale_out = net.scale_out
+        self.last_hidden: torch.Tensor | None = None  # [B*W, d] decoder state of the latest step (`item_head`)
         b, s, _ = enc_bsd.shape
         neg = torch.finfo(enc_bsd.dtype).min
         self.cross_mask = torch.zeros(b, 1, 1, s, dtype=enc_bsd.dtype, device=enc_bsd.device).masked_fill(
@@ -282,8 +318,8 @@ class FastDecoder:
             x = x + ca.EncDecAttention.o(att.transpose(1, 2).reshape(b, w * q_len, -1)).view(b * w, q_len, -1)
             x = x + ff.DenseReluDense(ff.layer_norm(x))
         self.cache = new_cache
-        last = self.t5.decoder.final_layer_norm(x[:, -1]) * self.scale_out
-        return self.t5.lm_head(last).float().view(b, w, -1)
+        self.last_hidden = self.t5.decoder.final_layer_norm(x[:, -1]) * self.scale_out
+        return self.t5.lm_head(self.last_hidden).float().view(b, w, -1)
 
     def logprobs(self, prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None = None) -> torch.Tensor:
         """Log-softmax over the full vocabulary [B, W, vocab] of the next token after global-token prefixes.
@@ -308,11 +344,16 @@ class FastDecoder:
         lo = int(offsets[t])
         if self.hist_codes_bhl is not None and self.net.repeat is not None:
             logits[:, :, lo : lo + sizes[t]] += self.net.repeat_offset(self.hist_codes_bhl, prefix_bwt)
-        width = max(sizes)
-        level = F.pad(logits[:, :, lo : lo + sizes[t]], (0, width - sizes[t]), value=float("-inf"))
         if not self.net.constrained:
+            level = F.pad(logits[:, :, lo : lo + sizes[t]], (0, max(sizes) - sizes[t]), value=float("-inf"))
             return level - torch.logsumexp(logits, dim=-1, keepdim=True)
-        allowed = self.trie.allowed(self.trie.walk(prefix_bwt)[..., -1])
+        nodes_bw = self.trie.walk(prefix_bwt)[..., -1]
+        level = logits[:, :, lo : lo + sizes[t]]
+        if self.net.item_out is not None and t == len(sizes) - 1:
+            b, w = nodes_bw.shape
+            level = level + self.net.item_scores(self.last_hidden, nodes_bw.flatten()).view(b, w, -1).float()
+        level = F.pad(level, (0, max(sizes) - sizes[t]), value=float("-inf"))
+        allowed = self.trie.allowed(nodes_bw)
         allowed |= ~allowed.any(dim=-1, keepdim=True)  # dead beams: any finite row, the search drops them
         return torch.log_softmax(level.masked_fill(~allowed, float("-inf")), dim=-1)
 
@@ -400,6 +441,8 @@ class Tiger:
                        "vocabulary)")
         if self.cfg.repeat_bias:
             out.append("repeat_bias: learned per-level offset for codes leading back to a history item (paper: none)")
+        if self.cfg.item_head:
+            out.append("item_head: de-dup level scored by item embedding + bias (paper: the code token alone)")
         out.append("optimiser: shared AdamW loop with linear schedule (paper: lr 0.01, inverse-sqrt decay)")
         return out
 
