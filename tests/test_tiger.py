@@ -129,6 +129,7 @@ def test_tokens_encoding_trains(tmp_path):
     ("sid_method", "kmeans", "model.sid_method"),
     ("sid_codebook", 1, "model.sid_codebook"),
     ("item_head", "yes", "model.item_head"),
+    ("item_head_levels", 0, "model.item_head_levels"),
 ])
 def test_config_validation(key, value, message):
     with pytest.raises(GenrecError, match=message):
@@ -230,12 +231,13 @@ def test_constrained_loss_is_cross_entropy_over_valid_children(tmp_path):
     torch.testing.assert_close(net(hist, target), torch.stack(ce).mean())
 
 
-@pytest.mark.parametrize("item_head", [False, True])
-def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path, item_head):
+@pytest.mark.parametrize("item_head, levels", [(False, 1), (True, 1), (True, 4)])
+def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path, item_head, levels):
     """Renormalised over valid children, the exhaustive item scores sum to one for every user."""
     torch.manual_seed(0)
     data = walk_split(tmp_path, n_users=12, n_items=30)
-    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "item_head": item_head}))
+    model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "item_head": item_head,
+                                 "item_head_levels": levels}))
     model.fit(data, TrainConfig(epochs=1, batch_size=32, device="cpu", warmup_steps=0))
     hist, _ = data.to_tensors("test")
     with torch.inference_mode():
@@ -250,16 +252,17 @@ def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_p
         FastDecoder(model.net_, enc, mask)
 
 
-@pytest.mark.parametrize("encoding", ["item_sum", "item_sum_id"])
-def test_item_head_scores_the_dedup_level_by_the_item_it_completes(encoding):
-    """Only the last level moves, by decoder state . item embedding + bias of the item below each code;
-    the training loss scores it as decoding does; `item_sum_id` ties the table to the encoder's item ids."""
+@pytest.mark.parametrize("encoding, levels", [("item_sum", 1), ("item_sum_id", 1), ("item_sum_id", 2)])
+def test_item_head_scores_codes_by_the_items_below_them(encoding, levels):
+    """Scored levels move by decoder state . mean embedding of the items below each code + log-sum-exp
+    of their biases (on the de-dup level: the item's own); other levels do not move; the training
+    loss scores targets as decoding does; `item_sum_id` ties the table to the encoder's item ids."""
     torch.manual_seed(0)
     sizes = (2, 3)
     codes = torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0]])  # items 0-2 share level 0; item 3 is alone
     cfg = TigerConfig(**{**TINY, "repeat_bias": False, "history_encoding": encoding})
     plain = TigerNet(cfg, codes, sizes).eval()
-    net = TigerNet(dataclasses.replace(cfg, item_head=True), codes, sizes).eval()
+    net = TigerNet(dataclasses.replace(cfg, item_head=True, item_head_levels=levels), codes, sizes).eval()
     net.load_state_dict(plain.state_dict(), strict=False)  # same T5: only the item head differs
     assert (net.item_out is net.item_embed) == (encoding == "item_sum_id")
     with torch.no_grad():
@@ -268,17 +271,26 @@ def test_item_head_scores_the_dedup_level_by_the_item_it_completes(encoding):
     enc, mask = net.encode(hist)
     trie = build_trie(codes, sizes)
     ours, ref = FastDecoder(net, enc, mask, trie=trie), FastDecoder(plain, enc, mask, trie=trie)
+    emb, bias = net.item_out.weight, net.item_bias
     root = torch.zeros(2, 1, 0, dtype=torch.long)
-    torch.testing.assert_close(ours.level_step(root, None), ref.level_step(root, None))
+    first, plain_first = ours.level_step(root, None)[:, 0], ref.level_step(root, None)[:, 0]
+    if levels == 2:  # code 0 leads to items 0-2, code 1 to item 3
+        below = torch.stack([emb[:3].mean(0), emb[3]])
+        extra = ours.last_hidden @ below.T + torch.stack([bias[:3].logsumexp(0), bias[3]])
+        torch.testing.assert_close(first[:, :2], torch.log_softmax(plain_first[:, :2] + extra, 1))
+    else:
+        torch.testing.assert_close(first, plain_first)
     prefix = codes[target][:, None, :1]  # each user's own target prefix: (0,) and (1,)
     last, plain_last = ours.level_step(prefix, None)[:, 0], ref.level_step(prefix, None)[:, 0]
-    extra = ours.last_hidden[0] @ net.item_out.weight[:3].T + net.item_bias[:3]  # items 0-2 below (0,)
+    extra = ours.last_hidden[0] @ emb[:3].T + bias[:3]  # user 0 below code 0: items 0, 1, 2
     torch.testing.assert_close(last[0, :3], torch.log_softmax(plain_last[0, :3] + extra, 0))
     torch.testing.assert_close(last[1, 0], torch.tensor(0.0))  # a single child keeps probability one
     assert torch.isinf(last[0, 3:]).all() and torch.isinf(last[1, 1:]).all()
-    first = ours.level_step(root, None)[:, 0]
     nll = -(first[torch.arange(2), codes[target, 0]] + last[torch.arange(2), codes[target, 1]])
     torch.testing.assert_close(net(hist, target), nll.sum() / 4)  # mean over 2 users x 2 levels
     net.train()
     net(hist, target).backward()
-    assert net.item_bias.grad[:3].abs().sum() > 0 and net.item_bias.grad[3] == 0  # item 3 has no rival
+    assert net.item_bias.grad[:3].abs().sum() > 0
+    assert (net.item_bias.grad[3] != 0) == (levels == 2)  # item 3 has a rival only at level 0
+    with pytest.raises(GenrecError, match="item_head_levels = 3"):
+        TigerNet(dataclasses.replace(cfg, item_head=True, item_head_levels=3), codes, sizes)

@@ -3,36 +3,35 @@
 Items that share their quantised tuple are told apart only by the de-dup code. This prints, for
 targets in a shared tuple and for the rest, how often the top-1 / top-10 list holds the right
 tuple and how often the right item; the difference is what the de-dup level costs (what
-`model.item_head` addresses).
+`model.item_head` addresses). `--run` may be any backend's run, its targets grouped by the tuples
+of the TIGER run `--tuples`, to see where another model wins.
 
-    .venv/bin/python benchmarks/diagnostics/tiger_dedup.py --run RUN --users 3000
+    .venv/bin/python benchmarks/diagnostics/tiger_dedup.py --run RUN --users 3000 [--tuples TIGER_RUN]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from genrec_bench.backends.tiger import Tiger
-from genrec_bench.config import run_config_from_dict
-from genrec_bench.pipeline import DataSource, load_split
+from genrec_bench.pipeline import open_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a trained tiger run directory")
+    parser.add_argument("--run", type=Path, required=True, help="a trained run directory (any backend)")
+    parser.add_argument("--tuples", type=Path, help="the tiger run whose tuples group items (default: --run)")
     parser.add_argument("--users", type=int, default=3000, help="random test users (seed 0)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    info = json.loads((args.run / "run.json").read_text())
-    data = load_split(DataSource(**info["source"]), run_config_from_dict(info["config"], str(args.run)))
-    model = Tiger.load(args.run / "model")
-    _, group, count = torch.unique(model.codes_[:, :-1], dim=0, return_inverse=True, return_counts=True)
+    _, model, data = open_run(args.run, "cpu")
+    codes = Tiger.load((args.tuples or args.run) / "model").codes_
+    _, group, count = torch.unique(codes[:, :-1], dim=0, return_inverse=True, return_counts=True)
     users = np.random.default_rng(0).permutation(data.n_users)[: args.users]
     rows = []
     for start in range(0, len(users), 256):

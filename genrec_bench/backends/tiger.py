@@ -28,12 +28,15 @@ target on the path of an item already in the history (`decoding.repeats`), in tr
 decoding alike: the model learns from training targets whether users go back to what they had.
 On Amazon data, where they never do, it stops spending top ranks on the history.
 
-With `item_head` the de-dup level is also scored by the item it leads to: decoder state . item
-embedding + item bias, added to the code's logit. A de-dup code is an arbitrary index within the
-items sharing a tuple, so the T5's code embedding for it means nothing across tuples. On Beauty 19%
-of test targets sit in such shared tuples, and (24-epoch run, 3,000 test users) the model ranked the
-right tuple first for 6.3% of them but the right item first for 2.6%. The embedding is the encoder's
-item-id table under `item_sum_id` (tied, as SASRec ties input and output), its own table otherwise.
+With `item_head` the last `item_head_levels` levels (default 1, the de-dup level) are also scored
+by the items each code leads to: decoder state . (mean embedding of the items below the code) +
+log-sum-exp of their biases, added to the code's logit. On the de-dup level that is the one item's
+own embedding and bias. A de-dup code is an arbitrary index within the items sharing a tuple, so
+the T5's code embedding for it means nothing across tuples. On Beauty 19% of test targets sit in
+such shared tuples, and (24-epoch run, 3,000 test users) the model ranked the right tuple first for
+6.3% of them but the right item first for 2.6% (`benchmarks/diagnostics/tiger_dedup.py`). The
+embedding is the encoder's item-id table under `item_sum_id` (tied, as SASRec ties input and
+output), its own table otherwise.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ class TigerConfig:
     sid_seed: int = 0
     repeat_bias: bool = True  # learned per-level offset for codes leading back to a history item
     constrained_softmax: bool = True  # softmax over the trie's valid children (paper: whole vocabulary)
-    item_head: bool = False  # score the de-dup level by item embedding (needs constrained_softmax)
+    item_head: bool = False  # score the last levels by item embeddings (needs constrained_softmax)
+    item_head_levels: int = 1  # how many final levels item_head scores: 1 = the de-dup level only
 
     def __post_init__(self) -> None:
         _check(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
@@ -117,6 +121,7 @@ class TigerConfig:
         _check(isinstance(self.item_head, bool), "model.item_head", "true or false", self.item_head)
         _check(self.constrained_softmax or not self.item_head, "model.item_head",
                "false when model.constrained_softmax is false (it scores the trie's children)", self.item_head)
+        _check(self.item_head_levels >= 1, "model.item_head_levels", "an integer >= 1", self.item_head_levels)
 
     def size(self, key: str) -> Any:
         """The explicit value of a size key, else the preset's."""
@@ -172,9 +177,18 @@ class TigerNet(nn.Module):
                 self.item_out = nn.Embedding(codes.shape[0], self.t5.config.d_model)
                 nn.init.normal_(self.item_out.weight, std=self.t5.config.initializer_factor)
             self.item_bias = nn.Parameter(torch.zeros(codes.shape[0]))
-            last = trie.children[:, : self.sizes[-1]]  # [internal nodes, last-level size]
-            self.register_buffer("child_item", torch.where(last >= 0, trie.leaf_item[last.clamp(min=0)], -1),
+            depth = len(self.sizes)
+            if cfg.item_head_levels > depth:
+                raise GenrecError(f"model.item_head_levels = {cfg.item_head_levels} but the semantic ids have "
+                                  f"{depth} levels (with the de-dup level)")
+            self.item_levels = list(range(depth - cfg.item_head_levels, depth))
+            item_nodes = trie.walk(codes.long())[:, 1:]  # [N, L]: node of each item after each level
+            self.node_bounds = [(int(item_nodes[:, t].min()), int(item_nodes[:, t].max()) + 1) for t in range(depth)]
+            scored = item_nodes[:, self.item_levels].flatten()  # item-major, as repeat_interleave
+            self.register_buffer("scored_nodes", scored, persistent=False)
+            self.register_buffer("node_items", torch.bincount(scored, minlength=trie.num_nodes).clamp(min=1),
                                  persistent=False)
+            self.register_buffer("child_node", trie.children, persistent=False)
 
     def level_logits(self, logits_blv: torch.Tensor) -> torch.Tensor:
         """Each level's slice of full-vocabulary logits [B, L, V] -> level-local logits [B, L, Vmax]."""
@@ -182,13 +196,26 @@ class TigerNet(nn.Module):
         return torch.stack([F.pad(logits_blv[:, t, int(lo) : int(lo) + size], (0, width - size), value=float("-inf"))
                             for t, (lo, size) in enumerate(zip(self.offsets, self.sizes, strict=True))], dim=1)
 
-    def item_scores(self, hidden_nd: torch.Tensor, nodes_n: torch.Tensor) -> torch.Tensor:
-        """De-dup-level logit offsets [n, sizes[-1]] (needs `item_head`): decoder state . item embedding +
-        item bias for the item each code completes below prefix node `nodes_n`, 0 where it completes none."""
-        items_nc = self.child_item[nodes_n.clamp(min=0)]
-        safe = items_nc.clamp(min=0)
-        scores = torch.bmm(self.item_out(safe), hidden_nd[:, :, None].to(self.item_out.weight.dtype))[:, :, 0]
-        return (scores + self.item_bias[safe]).masked_fill(items_nc < 0, 0.0)
+    def node_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedding [nodes, d] (mean over the items below) and bias [nodes] (log-sum-exp of theirs) of
+        the trie nodes the item head scores; recomputed from the item tables so gradients reach them."""
+        k = len(self.item_levels)
+        weight, bias = self.item_out.weight.repeat_interleave(k, 0), self.item_bias.repeat_interleave(k)
+        idx = self.scored_nodes
+        emb = weight.new_zeros(len(self.node_items), weight.shape[1]).index_add(0, idx, weight)
+        top = bias.new_full((len(self.node_items),), float("-inf")).scatter_reduce(0, idx, bias.detach(), "amax")
+        mass = bias.new_zeros(len(self.node_items)).index_add(0, idx, torch.exp(bias - top[idx]))
+        return emb / self.node_items[:, None], top + torch.log(mass.clamp(min=1e-30))
+
+    def item_scores(self, hidden_nd: torch.Tensor, nodes_n: torch.Tensor, level: int,
+                    tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Item-head logit offsets [n, sizes[level]] of the codes below prefix nodes `nodes_n` (one of
+        `item_levels`), from `node_tables()`; 0 where a code leads nowhere."""
+        emb, bias = tables
+        lo, hi = self.node_bounds[level]
+        children = self.child_node[nodes_n.clamp(min=0), : self.sizes[level]]
+        scores = hidden_nd.to(emb.dtype) @ emb[lo:hi].T + bias[lo:hi]  # every node of the level: one matmul
+        return scores.gather(1, (children - lo).clamp(0, hi - lo - 1)).masked_fill(children < 0, 0.0)
 
     def history_codes(self, hist_bh: torch.Tensor) -> torch.Tensor:
         """Level-local codes [B, H, L] of left-padded histories, -1 for padding."""
@@ -237,8 +264,10 @@ class TigerNet(nn.Module):
         allowed_blv = self.child_ok[self.item_prefix_nodes[target_b]]
         level_blv = self.level_logits(logits_blv)
         if self.item_out is not None:
-            last = self.item_scores(hidden_bld[:, -1], self.item_prefix_nodes[target_b, -1])
-            level_blv[:, -1, : last.shape[1]] += last.float()
+            tables, prefix_nodes_bl = self.node_tables(), self.item_prefix_nodes[target_b]
+            for t in self.item_levels:  # levels, not items: a handful of iterations
+                extra = self.item_scores(hidden_bld[:, t], prefix_nodes_bl[:, t], t, tables)
+                level_blv[:, t, : extra.shape[1]] += extra.float()
         level_blv = level_blv.masked_fill(~allowed_blv, float("-inf"))
         return F.cross_entropy(level_blv.flatten(0, 1), (labels_bl - self.offsets).flatten())
 
@@ -265,6 +294,7 @@ class FastDecoder:
         self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
         self.scale_out = net.scale_out
         self.last_hidden: torch.Tensor | None = None  # [B*W, d] decoder state of the latest step (`item_head`)
+        self.tables = net.node_tables() if net.item_out is not None else None
         b, s, _ = enc_bsd.shape
         neg = torch.finfo(enc_bsd.dtype).min
         self.cross_mask = torch.zeros(b, 1, 1, s, dtype=enc_bsd.dtype, device=enc_bsd.device).masked_fill(
@@ -349,9 +379,10 @@ class FastDecoder:
             return level - torch.logsumexp(logits, dim=-1, keepdim=True)
         nodes_bw = self.trie.walk(prefix_bwt)[..., -1]
         level = logits[:, :, lo : lo + sizes[t]]
-        if self.net.item_out is not None and t == len(sizes) - 1:
+        if self.tables is not None and t in self.net.item_levels:
             b, w = nodes_bw.shape
-            level = level + self.net.item_scores(self.last_hidden, nodes_bw.flatten()).view(b, w, -1).float()
+            extra = self.net.item_scores(self.last_hidden, nodes_bw.flatten(), t, self.tables)
+            level = level + extra.view(b, w, -1).float()
         level = F.pad(level, (0, max(sizes) - sizes[t]), value=float("-inf"))
         allowed = self.trie.allowed(nodes_bw)
         allowed |= ~allowed.any(dim=-1, keepdim=True)  # dead beams: any finite row, the search drops them
@@ -442,7 +473,8 @@ class Tiger:
         if self.cfg.repeat_bias:
             out.append("repeat_bias: learned per-level offset for codes leading back to a history item (paper: none)")
         if self.cfg.item_head:
-            out.append("item_head: de-dup level scored by item embedding + bias (paper: the code token alone)")
+            out.append(f"item_head: last {self.cfg.item_head_levels} level(s) also scored by the embeddings of the "
+                       "items below each code (paper: the code token alone)")
         out.append("optimiser: shared AdamW loop with linear schedule (paper: lr 0.01, inverse-sqrt decay)")
         return out
 
