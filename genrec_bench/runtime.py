@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,27 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def set_threads(n: int) -> None:
+    """Set torch's intra-op threads (0 = torch's default) and warn when they would oversubscribe the cores."""
     if n > 0:
         torch.set_num_threads(n)
+    if hasattr(os, "getloadavg"):
+        warning = oversubscription(torch.get_num_threads(), os.getloadavg()[0], os.cpu_count() or 1)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+
+
+def oversubscription(threads: int, load: float, cores: int) -> str | None:
+    """Why `threads` intra-op threads are too many next to `load` busy ones on `cores`, or None.
+
+    Each parallel region waits for its slowest thread, so one thread descheduled by another process
+    stalls them all: a 2-thread TIGER run next to a 1-thread one on 2 cores went 13x slower.
+    """
+    free = cores - round(load)
+    if threads <= 1 or threads <= free:
+        return None
+    return (f"{threads} torch threads on {cores} cores with a load of {load:.1f} already running: threads "
+            f"waiting on each other on busy cores can make training many times slower; set "
+            f"train.num_threads = {max(1, free)}")
 
 
 def rank_and_world() -> tuple[int, int]:
