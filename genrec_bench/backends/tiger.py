@@ -214,8 +214,13 @@ class TigerNet(nn.Module):
         emb, bias = tables
         lo, hi = self.node_bounds[level]
         children = self.child_node[nodes_n.clamp(min=0), : self.sizes[level]]
-        scores = hidden_nd.to(emb.dtype) @ emb[lo:hi].T + bias[lo:hi]  # every node of the level: one matmul
-        return scores.gather(1, (children - lo).clamp(0, hi - lo - 1)).masked_fill(children < 0, 0.0)
+        hidden_nd = hidden_nd.to(emb.dtype)
+        if level == len(self.sizes) - 1:  # at most the largest tuple group per prefix: score just those
+            safe = children.clamp(min=0)
+            scores = torch.bmm(emb[safe], hidden_nd[:, :, None])[:, :, 0] + bias[safe]
+        else:  # up to a whole codebook per prefix: one matmul over the level's nodes, then pick
+            scores = (hidden_nd @ emb[lo:hi].T + bias[lo:hi]).gather(1, (children - lo).clamp(0, hi - lo - 1))
+        return scores.masked_fill(children < 0, 0.0)
 
     def history_codes(self, hist_bh: torch.Tensor) -> torch.Tensor:
         """Level-local codes [B, H, L] of left-padded histories, -1 for padding."""
