@@ -77,6 +77,11 @@ def _stop_signals():
             signal.signal(sig, h)
 
 
+def format_record(label: str, record: dict[str, float]) -> str:
+    """One epoch's log line; counts stay integers (step 10280, not 1.028e+04), measurements 4 digits."""
+    return f"{label}: " + ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4g}" for k, v in record.items())
+
+
 def train(
     trainable: Trainable,
     cfg: TrainConfig,
@@ -170,7 +175,7 @@ def train(
             record["seconds"] = time.perf_counter() - start
             state["history"].append(record)
             if is_main_process():
-                print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in record.items()), file=sys.stderr, flush=True)
+                print(format_record(label, record), file=sys.stderr, flush=True)
             state["elapsed"] = time.perf_counter() - start
             save_checkpoint()
     if state["best_state"] is not None:

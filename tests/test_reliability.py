@@ -146,3 +146,11 @@ def test_oversubscription_warns_only_when_threads_exceed_the_free_cores(threads,
     assert (warning is None) == (advice is None)
     if advice:
         assert advice in warning and f"{threads} torch threads on {cores} cores" in warning
+
+
+def test_epoch_log_line_keeps_counts_as_integers():
+    from genrec_bench.training import format_record
+
+    line = format_record("tiger", {"epoch": 20, "step": 10280, "loss": 1.75312, "valid_ndcg@10": 0.0203711,
+                                   "seconds": 5054.38})
+    assert line == "tiger: epoch 20, step 10280, loss 1.753, valid_ndcg@10 0.02037, seconds 5054"
