@@ -53,9 +53,14 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int = 0
     deterministic: bool = False
+    # Which weights the run keeps: "best" validated, or "last" (a fixed schedule, patience 0, where
+    # a small validation sample picks noise: on Beauty TIGER's best-of-2,000-users checkpoint scored
+    # 0.0452 NDCG@10 on all validation users, its last epoch 0.0504).
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        _check(self.keep in ("best", "last"), "train.keep", "best or last", self.keep)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
         _check(self.weight_decay >= 0, "train.weight_decay", "a number >= 0", self.weight_decay)

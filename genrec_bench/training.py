@@ -90,7 +90,8 @@ def train(
     workdir: Path | None = None,
     label: str = "train",
 ) -> FitReport:
-    """Train `trainable.module` in place; on return it holds the best validated weights."""
+    """Train `trainable.module` in place; on return it holds the best validated weights (`keep = "best"`)
+    or the last epoch's (`keep = "last"`)."""
     module = trainable.module.to(device)
     rank, world = rank_and_world()
     model: nn.Module = module
@@ -178,7 +179,7 @@ def train(
                 print(format_record(label, record), file=sys.stderr, flush=True)
             state["elapsed"] = time.perf_counter() - start
             save_checkpoint()
-    if state["best_state"] is not None:
+    if state["best_state"] is not None and cfg.keep == "best":
         module.load_state_dict(state["best_state"])
     module.eval()
     return FitReport(seconds=state["elapsed"], steps=state["step"], epochs=state["epoch"],

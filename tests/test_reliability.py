@@ -154,3 +154,39 @@ def test_epoch_log_line_keeps_counts_as_integers():
     line = format_record("tiger", {"epoch": 20, "step": 10280, "loss": 1.75312, "valid_ndcg@10": 0.0203711,
                                    "seconds": 5054.38})
     assert line == "tiger: epoch 20, step 10280, loss 1.753, valid_ndcg@10 0.02037, seconds 5054"
+
+
+@pytest.mark.parametrize("keep, epoch", [("best", 1), ("last", 3)])
+def test_keep_returns_the_best_validated_or_the_last_weights(tmp_path, keep, epoch):
+    import torch
+    from torch import nn
+
+    from genrec_bench.config import TrainConfig
+    from genrec_bench.training import train
+
+    class Counter:
+        """A one-weight model whose validation score falls every epoch: best = epoch 1."""
+
+        def __init__(self) -> None:
+            self.module = nn.Linear(1, 1, bias=False)
+            self.weights: list[float] = []
+
+        def num_examples(self) -> int:
+            return 4
+
+        def batch(self, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+            return index.float()[:, None].to(device)
+
+        def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            return -module(batch).mean()  # the weight grows every step
+
+    job = Counter()
+
+    def validate() -> float:
+        job.weights.append(job.module.weight.item())
+        return -len(job.weights)
+
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.1, warmup_steps=0, patience=0, keep=keep, device="cpu")
+    report = train(job, cfg, torch.device("cpu"), validate, tmp_path)
+    assert report.best_valid == -1 and len(set(job.weights)) == 3
+    assert job.module.weight.item() == job.weights[epoch - 1]
