@@ -37,10 +37,22 @@ def set_threads(n: int) -> None:
     """Set torch's intra-op threads (0 = torch's default) and warn when they would oversubscribe the cores."""
     if n > 0:
         torch.set_num_threads(n)
-    if hasattr(os, "getloadavg"):
-        warning = oversubscription(torch.get_num_threads(), os.getloadavg()[0], os.cpu_count() or 1)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+    busy = busy_threads()
+    warning = None if busy is None else oversubscription(torch.get_num_threads(), busy, os.cpu_count() or 1)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def busy_threads() -> int | None:
+    """Threads runnable on the machine right now besides this one (Linux `/proc/loadavg`), or None.
+
+    Instantaneous, not the 1-minute load average, which would still count a training this process
+    just finished (a suite runs its jobs one after another in one process)."""
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0, running - 1)
 
 
 def oversubscription(threads: int, load: float, cores: int) -> str | None:
