@@ -140,7 +140,8 @@ def train(
 def eval_(
     run: Annotated[Path, typer.Option("--run", "-r", help="Run directory made by `train`.")],
     split: Annotated[str, typer.Option(help="test or valid.")] = "test",
-    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,5,10,20",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated (default: the run's [eval] ks, "
+                                   "1,5,10,20 unless configured). Generative backends widen the beam to max(k).")] = "",
     max_users: Annotated[int | None, typer.Option(help="Evaluate the first N users only (0 = all).")] = None,
     results: ResultsOpt = None,
     label: Annotated[str, typer.Option(help="Display name in reports (default: the model name).")] = "",
@@ -162,7 +163,7 @@ def eval_(
         raise GenrecError(f"--split must be test or valid, got {split!r}")
     from genrec_bench.runtime import is_main_process
 
-    record = evaluate_run(run, split, _parse_ks(k), max_users, device, label,  # type: ignore[arg-type]
+    record = evaluate_run(run, split, _parse_ks(k) if k else None, max_users, device, label,  # type: ignore[arg-type]
                           decode=parse_decode(decode or []))
     if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
         return

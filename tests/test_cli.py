@@ -68,6 +68,20 @@ def test_errors_are_one_line(args, pattern, capsys, monkeypatch, tmp_path):
     assert "Traceback" not in err
 
 
+def test_eval_without_k_uses_the_runs_configured_cutoffs(seq_file, tmp_path, capsys, monkeypatch):
+    """`[eval] ks` of the run holds unless `--k` is given (a suite's k = 10 must not become 20)."""
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--model", "popularity", "--data", str(seq_file), "--set", "eval.ks=[1, 3]",
+                            "--out", str(run)], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", "--run", str(run), "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert set(json.loads(out)["metrics"]) == {"hit@1", "ndcg@1", "hit@3", "ndcg@3", "mrr"}
+    code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "2"], capsys, monkeypatch)
+    assert code == 0, err
+    assert set(json.loads(out)["metrics"]) == {"hit@2", "ndcg@2", "mrr"}
+
+
 def test_recommend_rejects_unknown_items_and_bad_k(seq_file, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert run_cli(["train", "-m", "popularity", "--data", str(seq_file), "-o", str(run)], capsys, monkeypatch)[0] == 0
