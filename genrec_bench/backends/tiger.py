@@ -169,7 +169,8 @@ class TigerNet(nn.Module):
         if self.constrained:  # derived from `codes`, so rebuilt on load rather than saved
             trie = trie or build_trie(codes, self.sizes)
             self.register_buffer("child_ok", trie.children >= 0, persistent=False)  # [internal nodes, Vmax]
-            self.register_buffer("item_prefix_nodes", trie.walk(codes.long())[:, :-1], persistent=False)  # [N, L]
+            walk_nl = trie.walk(codes.long())  # [N, L+1]: root, then each item's node after each level
+            self.register_buffer("item_prefix_nodes", walk_nl[:, :-1], persistent=False)  # [N, L]
         self.item_out: nn.Embedding | None = None
         if cfg.item_head:
             self.item_out = self.item_embed
@@ -182,7 +183,7 @@ class TigerNet(nn.Module):
                 raise GenrecError(f"model.item_head_levels = {cfg.item_head_levels} but the semantic ids have "
                                   f"{depth} levels (with the de-dup level)")
             self.item_levels = list(range(depth - cfg.item_head_levels, depth))
-            item_nodes = trie.walk(codes.long())[:, 1:]  # [N, L]: node of each item after each level
+            item_nodes = walk_nl[:, 1:]  # item_head implies constrained_softmax, so the trie was walked above
             self.node_bounds = [(int(item_nodes[:, t].min()), int(item_nodes[:, t].max()) + 1) for t in range(depth)]
             scored = item_nodes[:, self.item_levels].flatten()  # item-major, as repeat_interleave
             self.register_buffer("scored_nodes", scored, persistent=False)
@@ -379,16 +380,15 @@ class FastDecoder:
         lo = int(offsets[t])
         if self.hist_codes_bhl is not None and self.net.repeat is not None:
             logits[:, :, lo : lo + sizes[t]] += self.net.repeat_offset(self.hist_codes_bhl, prefix_bwt)
-        if not self.net.constrained:
-            level = F.pad(logits[:, :, lo : lo + sizes[t]], (0, max(sizes) - sizes[t]), value=float("-inf"))
-            return level - torch.logsumexp(logits, dim=-1, keepdim=True)
-        nodes_bw = self.trie.walk(prefix_bwt)[..., -1]
         level = logits[:, :, lo : lo + sizes[t]]
-        if self.tables is not None and t in self.net.item_levels:
+        nodes_bw = self.trie.walk(prefix_bwt)[..., -1] if self.net.constrained else None
+        if self.tables is not None and t in self.net.item_levels:  # item_head implies constrained
             b, w = nodes_bw.shape
             extra = self.net.item_scores(self.last_hidden, nodes_bw.flatten(), t, self.tables)
             level = level + extra.view(b, w, -1).float()
         level = F.pad(level, (0, max(sizes) - sizes[t]), value=float("-inf"))
+        if not self.net.constrained:
+            return level - torch.logsumexp(logits, dim=-1, keepdim=True)
         allowed = self.trie.allowed(nodes_bw)
         allowed |= ~allowed.any(dim=-1, keepdim=True)  # dead beams: any finite row, the search drops them
         return torch.log_softmax(level.masked_fill(~allowed, float("-inf")), dim=-1)
