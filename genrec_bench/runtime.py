@@ -55,16 +55,16 @@ def busy_threads() -> int | None:
     return max(0, running - 1)
 
 
-def oversubscription(threads: int, load: float, cores: int) -> str | None:
-    """Why `threads` intra-op threads are too many next to `load` busy ones on `cores`, or None.
+def oversubscription(threads: int, busy: int, cores: int) -> str | None:
+    """Why `threads` intra-op threads are too many next to `busy` runnable ones on `cores`, or None.
 
     Each parallel region waits for its slowest thread, so one thread descheduled by another process
     stalls them all: a 2-thread TIGER run next to a 1-thread one on 2 cores went 13x slower.
     """
-    free = cores - round(load)
+    free = cores - busy
     if threads <= 1 or threads <= free:
         return None
-    return (f"{threads} torch threads on {cores} cores with a load of {load:.1f} already running: threads "
+    return (f"{threads} torch threads on {cores} cores with {busy} other threads already running: threads "
             f"waiting on each other on busy cores can make training many times slower; set "
             f"train.num_threads = {max(1, free)}")
 
