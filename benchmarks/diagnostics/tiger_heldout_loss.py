@@ -1,0 +1,46 @@
+"""Is a trained TIGER overfitting? Its teacher-forced cross-entropy on training windows vs validation targets.
+
+Both with dropout off (eval mode), in nats per item (the training loss). A validation loss that
+rises between two checkpoints of one run while the training loss falls is overfitting in
+likelihood, even when the ranking metrics still improve.
+
+    .venv/bin/python benchmarks/diagnostics/tiger_heldout_loss.py --run RUN --examples 8192
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genrec_bench.backends.tiger import Tiger, TrainingPrefixes
+from genrec_bench.pipeline import open_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a trained tiger run directory")
+    parser.add_argument("--examples", type=int, default=8192,
+                        help="random training windows and validation users (seed 0)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    _, model, data = open_run(args.run, "cpu")
+    if not isinstance(model, Tiger):
+        raise SystemExit(f"{args.run}: not a tiger run")
+    net = model.net_
+    windows = TrainingPrefixes(net, data, model.max_history_)
+    picked = torch.randperm(windows.num_examples(), generator=torch.Generator().manual_seed(0))[: args.examples]
+    users = np.random.default_rng(0).permutation(data.n_users)[: args.examples]
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        train = [float(net(*windows.batch(picked[s : s + 512], cpu))) for s in range(0, len(picked), 512)]
+        valid = [float(net(*data.to_tensors("valid", None, users[s : s + 512]))) for s in range(0, len(users), 512)]
+    print(f"{args.run}: training windows {np.mean(train):.4f} nats/item ({len(picked)}), "
+          f"validation targets {np.mean(valid):.4f} ({len(users)} users)")
+
+
+if __name__ == "__main__":
+    main()
