@@ -1,6 +1,7 @@
 """Is a trained TIGER overfitting? Its teacher-forced cross-entropy on training windows vs validation targets.
 
-Both with dropout off (eval mode), in nats per item (the training loss). A validation loss that
+Both with dropout off (eval mode), in nats per semantic-ID token (the training loss: the mean over
+the target item's levels). A validation loss that
 rises between two checkpoints of one run while the training loss falls is overfitting in
 likelihood, even when the ranking metrics still improve.
 
@@ -10,7 +11,9 @@ likelihood, even when the ranking metrics still improve.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +39,16 @@ def main() -> None:
     users = np.random.default_rng(0).permutation(data.n_users)[: args.examples]
     cpu = torch.device("cpu")
     with torch.no_grad():
-        train = [float(net(*windows.batch(picked[s : s + 512], cpu))) for s in range(0, len(picked), 512)]
-        valid = [float(net(*data.to_tensors("valid", None, users[s : s + 512]))) for s in range(0, len(users), 512)]
-    print(f"{args.run}: training windows {np.mean(train):.4f} nats/item ({len(picked)}), "
-          f"validation targets {np.mean(valid):.4f} ({len(users)} users)")
+        train = _mean(lambda idx: net(*windows.batch(idx, cpu)), picked)
+        valid = _mean(lambda idx: net(*data.to_tensors("valid", None, idx)), users)
+    print(f"{args.run}: training windows {train:.4f} nats/token ({len(picked)}), "
+          f"validation targets {valid:.4f} ({len(users)} users)")
+
+
+def _mean(loss: Callable[[Any], torch.Tensor], index: Any, batch: int = 512) -> float:
+    """Mean of per-batch mean losses weighted by batch size (the last batch may be short)."""
+    total = sum(float(loss(index[s : s + batch])) * len(index[s : s + batch]) for s in range(0, len(index), batch))
+    return total / len(index)
 
 
 if __name__ == "__main__":
