@@ -12,27 +12,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tiger_run import open_tiger_run
 
-from genrec_bench.backends.tiger import Tiger, TrainingPrefixes
-from genrec_bench.pipeline import open_run
+from genrec_bench.backends.tiger import TrainingPrefixes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a trained tiger run directory")
     parser.add_argument("--examples", type=int, default=8192,
                         help="random training windows and validation users (seed 0)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    _, model, data = open_run(args.run, "cpu")
-    if not isinstance(model, Tiger):
-        raise SystemExit(f"{args.run}: not a tiger run")
+    args, model, data = open_tiger_run(parser)
     net = model.net_
     windows = TrainingPrefixes(net, data, model.max_history_)
     picked = torch.randperm(windows.num_examples(), generator=torch.Generator().manual_seed(0))[: args.examples]

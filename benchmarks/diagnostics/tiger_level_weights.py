@@ -11,30 +11,23 @@ levels are balanced and a low NDCG@1 is not a decoding problem.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
+from tiger_run import open_tiger_run
 
 from genrec_bench.backends.tiger import FastDecoder, Tiger
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import StepFn, constrained_beam_search
 from genrec_bench.metrics import summarise, target_ranks
-from genrec_bench.pipeline import open_run
 
 WEIGHTS = (0.5, 0.75, 1.25, 1.5, 2.0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="a trained tiger run directory")
     parser.add_argument("--users", type=int, default=4000, help="random validation users (seed 1)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    _, model, data = open_run(args.run, "cpu")
-    if not isinstance(model, Tiger):
-        raise SystemExit(f"{args.run}: not a tiger run")
+    args, model, data = open_tiger_run(parser)
     users = np.random.default_rng(1).permutation(data.n_users)[: args.users]
     levels = len(model.net_.sizes)
     base = _ndcg(model, data, users, torch.ones(levels))
