@@ -11,15 +11,18 @@ levels are balanced and a low NDCG@1 is not a decoding problem.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tiger_run import open_tiger_run
 
+from genrec_bench.backends.base import Ranked
 from genrec_bench.backends.tiger import FastDecoder, Tiger
 from genrec_bench.data.split import SplitData
-from genrec_bench.decoding.beam_search import StepFn, constrained_beam_search
-from genrec_bench.metrics import summarise, target_ranks
+from genrec_bench.decoding.beam_search import constrained_beam_search
+from genrec_bench.evaluate import rank_targets
+from genrec_bench.metrics import per_user
 
 WEIGHTS = (0.5, 0.75, 1.25, 1.5, 2.0)
 
@@ -41,28 +44,30 @@ def main() -> None:
         print(f"level {level}: " + "  ".join(row))
 
 
-def _ndcg(model: Tiger, data: SplitData, users: np.ndarray, weights: torch.Tensor, k: int = 10,
-          batch: int = 256) -> float:
-    """Validation NDCG@k of beam search whose step t log-probs are multiplied by weights[t]."""
-    net, ranks = model.net_, []
-    with torch.inference_mode():
-        for s in range(0, len(users), batch):
-            hist, target = data.to_tensors("valid", None, users[s : s + batch])
-            hist = hist[:, -model.max_history_ :]
-            enc_bsd, mask_bs = net.encode(hist)
-            decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), model.trie_)
-            out = constrained_beam_search(_weighted(decoder, weights), model.trie_, len(hist),
-                                          beam=max(k, model.cfg.beam_width), k=k)
-            ranks.append(target_ranks(out.items, target).numpy())
-    return summarise(np.concatenate(ranks), (k,))[f"ndcg@{k}"]
+def _ndcg(model: Tiger, data: SplitData, users: np.ndarray, weights: torch.Tensor, k: int = 10) -> float:
+    """Validation NDCG@k of `model` whose beam search scores level t's log-probs times weights[t]."""
+    _, ranks = rank_targets(_Weighted(model, weights), data, "valid", k, users=users, show_progress=False)
+    return float(per_user(ranks, (k,))[f"ndcg@{k}"].mean())
 
 
-def _weighted(decoder: FastDecoder, weights: torch.Tensor) -> StepFn:
-    """The decoder's step with level t's log-probs scaled, so the beam prunes on the weighted score."""
-    def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
-        return decoder.level_step(prefix_bwt, parent_bw) * weights[prefix_bwt.shape[2]]
+@dataclass(frozen=True)
+class _Weighted:
+    """`Tiger.recommend` with a weighted step, so the beam also prunes on the weighted score."""
 
-    return step
+    model: Tiger
+    weights: torch.Tensor
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        m, net = self.model, self.model.net_
+        hist = histories[:, -m.max_history_ :]
+        enc_bsd, mask_bs = net.encode(hist)
+        decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), m.trie_)
+
+        def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
+            return decoder.level_step(prefix_bwt, parent_bw) * self.weights[prefix_bwt.shape[2]]
+
+        out = constrained_beam_search(step, m.trie_, len(hist), beam=max(k, m.cfg.beam_width), k=k)
+        return Ranked(items=out.items, scores=out.scores)
 
 
 if __name__ == "__main__":
