@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from genrec_bench.config import RunConfig
 from genrec_bench.errors import GenrecError, did_you_mean
 from genrec_bench.runtime import atomic_write_bytes, json_default
 
@@ -219,10 +220,31 @@ def find_record(ref: str, root: Path) -> RunRecord:
 
 def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, seed: int,
             config: dict) -> str:
-    """Identity of a unit of work, computable before the run exists (what `bench` checks to skip it)."""
-    ident = [model, label or model, dataset, split, fingerprint, int(seed), config]
+    """Identity of a unit of work, computable before the run exists (what `bench` checks to skip it).
+
+    Keys of the `data`/`train`/`eval` sections at their default value are left out, so adding a
+    config field with a default keeps matching the records (and runs) made before it existed.
+    `model` is kept as given: the backend, not `RunConfig`, owns its defaults.
+    """
+    ident = [model, label or model, dataset, split, fingerprint, int(seed), _without_defaults(config)]
     canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _without_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    def plain(obj: Any) -> Any:  # as a record stores it: tuples and lists compare equal
+        return json.loads(json.dumps(obj, default=json_default))
+
+    defaults = plain(RunConfig().to_dict())
+    out: dict[str, Any] = {}
+    for section, values in plain(config).items():
+        base = defaults.get(section)
+        if section != "model" and isinstance(values, dict) and isinstance(base, dict):
+            values = {k: v for k, v in values.items() if k not in base or base[k] != v}
+            if not values:
+                continue  # an all-default section is the same work as an absent one
+        out[section] = values
+    return out
 
 
 def record_key(rec: RunRecord) -> str:

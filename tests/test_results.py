@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genrec_bench import runtime
+from genrec_bench.config import RunConfig
 from genrec_bench.errors import GenrecError
 from genrec_bench.results import (
     SCHEMA_VERSION,
@@ -152,3 +153,18 @@ def test_env_records_the_versions_that_change_numbers() -> None:
     for name in ("python", "torch", "numpy", "scikit-learn", "scipy", "polars", "transformers", "git_commit"):
         assert name in env
     assert env["scikit-learn"] and env["polars"] and env["device"] == "cpu"
+
+
+def test_record_key_ignores_config_fields_at_their_default() -> None:
+    # A record written before a config field existed must still match a job whose config has it
+    # at its default (otherwise adding any field makes `bench` redo every finished job).
+    defaults = RunConfig().to_dict()
+    old = make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003}, "model": {"d": 8}})
+    new = make_record(config={"data": defaults["data"] | {"kcore": 10}, "train": defaults["train"] | {"lr": 0.003},
+                              "eval": defaults["eval"], "model": {"d": 8}})
+    assert record_key(old) == record_key(new)
+    changed = make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003, "keep": "last"}, "model": {"d": 8}})
+    assert record_key(changed) != record_key(old)
+    # `model` belongs to the backend: an explicit key there is part of the identity even at a default.
+    assert record_key(make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003}, "model": {"d": 8, "x": 0}})) \
+        != record_key(old)
