@@ -18,7 +18,7 @@ import torch
 from tiger_run import open_tiger_run
 
 from genrec_bench.backends.base import Ranked
-from genrec_bench.backends.tiger import FastDecoder, Tiger
+from genrec_bench.backends.tiger import Tiger
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.evaluate import rank_targets
@@ -58,15 +58,14 @@ class _Weighted:
     weights: torch.Tensor
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        m, net = self.model, self.model.net_
-        hist = histories[:, -m.max_history_ :]
-        enc_bsd, mask_bs = net.encode(hist)
-        decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), m.trie_)
+        m = self.model
+        with torch.inference_mode():
+            decoder = m.decoder_for(histories)
 
-        def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
-            return decoder.level_step(prefix_bwt, parent_bw) * self.weights[prefix_bwt.shape[2]]
+            def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
+                return decoder.level_step(prefix_bwt, parent_bw) * self.weights[prefix_bwt.shape[2]]
 
-        out = constrained_beam_search(step, m.trie_, len(hist), beam=max(k, m.cfg.beam_width), k=k)
+            out = constrained_beam_search(step, m.trie_, len(histories), beam=max(k, m.cfg.beam_width), k=k)
         return Ranked(items=out.items, scores=out.scores)
 
 

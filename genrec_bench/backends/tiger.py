@@ -488,16 +488,23 @@ class Tiger:
             raise GenrecError("tiger model is not fitted")
         net, was_training = self.net_, self.net_.training
         net.eval()
-        hist = histories[:, -self.max_history_ :].to(self.device_)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
                     else nullcontext())
         with torch.inference_mode(), autocast:
-            enc_bsd, mask_bs = net.encode(hist)
-            decoder = FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), self.trie_)
-            out = constrained_beam_search(decoder.level_step, self.trie_, len(hist),
+            decoder = self.decoder_for(histories)
+            out = constrained_beam_search(decoder.level_step, self.trie_, len(histories),
                                           beam=max(k, self.cfg.beam_width), k=k)
         net.train(was_training)
         return Ranked(items=out.items, scores=out.scores)
+
+    def decoder_for(self, histories: torch.Tensor) -> FastDecoder:
+        """The beam-search step for `histories` (encoder run once), so a caller can reshape the
+        per-level log-probs (diagnostics: level weights, ensembles) and still search the same trie."""
+        if self.net_ is None or self.trie_ is None:
+            raise GenrecError("tiger model is not fitted")
+        hist = histories[:, -self.max_history_ :].to(self.device_)
+        enc_bsd, mask_bs = self.net_.encode(hist)
+        return FastDecoder(self.net_, enc_bsd, mask_bs, self.net_.history_codes(hist), self.trie_)
 
     def save(self, path: Path) -> None:
         if self.net_ is None:
