@@ -12,19 +12,17 @@ Each member is scored too, on the same users, with a paired test of the ensemble
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tiger_run import Combined, load_tiger
 
-from genrec_bench.backends.base import Backend, Ranked
+from genrec_bench.backends.base import Backend
 from genrec_bench.backends.tiger import Tiger
 from genrec_bench.data.split import SplitData
-from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import paired_compare, per_user
-from genrec_bench.pipeline import open_run
 
 KS = (1, 5, 10)
 
@@ -41,7 +39,8 @@ def main() -> None:
     users = np.arange(data.n_users) if args.users == 0 else np.random.default_rng(1).permutation(data.n_users)[
         : args.users]
     rows = {str(run): _per_user(m, data, args.split, users) for run, m in zip(args.runs, models, strict=True)}
-    rows["ensemble"] = _per_user(_Ensemble(models), data, args.split, users)
+    ensemble = Combined(models, lambda logprobs, _level: torch.stack(logprobs).mean(0))
+    rows["ensemble"] = _per_user(ensemble, data, args.split, users)
     print(f"{len(users)} {args.split} users, k {max(KS)}, beam {models[0].cfg.beam_width}")
     for name, cols in rows.items():
         print(f"{name}: " + "  ".join(f"{m} {v.mean():.4f}" for m, v in cols.items()))
@@ -54,10 +53,8 @@ def main() -> None:
 
 def _open(runs: list[Path]) -> tuple[list[Tiger], SplitData]:
     """The runs' models, after checking they share the split and the semantic IDs (one trie)."""
-    opened = [open_run(run, "cpu") for run in runs]
+    opened = [load_tiger(run) for run in runs]
     models = [m for _, m, _ in opened]
-    if not all(isinstance(m, Tiger) for m in models):
-        raise SystemExit("every --runs entry must be a tiger run")
     prints = {info["fingerprint"] for info, _, _ in opened}
     if len(prints) > 1:
         raise SystemExit(f"the runs were trained on different splits: {sorted(prints)}")
@@ -70,24 +67,6 @@ def _per_user(backend: Backend, data: SplitData, split: str, users: np.ndarray) 
     _, ranks = rank_targets(backend, data, split, max(KS), users=users, show_progress=False)
     cols = per_user(ranks, KS)
     return {m: cols[m] for m in ("hit@1", "hit@10", "ndcg@5", "ndcg@10")}
-
-
-@dataclass(frozen=True)
-class _Ensemble:
-    """The members' per-level log-probs averaged at every beam step, searched over the shared trie."""
-
-    models: list[Tiger]
-
-    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        first = self.models[0]
-        with torch.inference_mode():
-            decoders = [m.decoder_for(histories) for m in self.models]
-
-            def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
-                return torch.stack([d.level_step(prefix_bwt, parent_bw) for d in decoders]).mean(0)
-
-            out = constrained_beam_search(step, first.trie_, len(histories), beam=max(k, first.cfg.beam_width), k=k)
-        return Ranked(items=out.items, scores=out.scores)
 
 
 if __name__ == "__main__":

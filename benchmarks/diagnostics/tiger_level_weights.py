@@ -11,16 +11,13 @@ levels are balanced and a low NDCG@1 is not a decoding problem.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tiger_run import open_tiger_run
+from tiger_run import Combined, open_tiger_run
 
-from genrec_bench.backends.base import Ranked
 from genrec_bench.backends.tiger import Tiger
 from genrec_bench.data.split import SplitData
-from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import per_user
 
@@ -46,27 +43,9 @@ def main() -> None:
 
 def _ndcg(model: Tiger, data: SplitData, users: np.ndarray, weights: torch.Tensor, k: int = 10) -> float:
     """Validation NDCG@k of `model` whose beam search scores level t's log-probs times weights[t]."""
-    _, ranks = rank_targets(_Weighted(model, weights), data, "valid", k, users=users, show_progress=False)
+    weighted = Combined([model], lambda logprobs, level: logprobs[0] * weights[level])
+    _, ranks = rank_targets(weighted, data, "valid", k, users=users, show_progress=False)
     return float(per_user(ranks, (k,))[f"ndcg@{k}"].mean())
-
-
-@dataclass(frozen=True)
-class _Weighted:
-    """`Tiger.recommend` with a weighted step, so the beam also prunes on the weighted score."""
-
-    model: Tiger
-    weights: torch.Tensor
-
-    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        m = self.model
-        with torch.inference_mode():
-            decoder = m.decoder_for(histories)
-
-            def step(prefix_bwt: torch.Tensor, parent_bw: torch.Tensor | None) -> torch.Tensor:
-                return decoder.level_step(prefix_bwt, parent_bw) * self.weights[prefix_bwt.shape[2]]
-
-            out = constrained_beam_search(step, m.trie_, len(histories), beam=max(k, m.cfg.beam_width), k=k)
-        return Ranked(items=out.items, scores=out.scores)
 
 
 if __name__ == "__main__":
