@@ -11,6 +11,7 @@ not the whole report.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -231,13 +232,21 @@ def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, 
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def _without_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    def plain(obj: Any) -> Any:  # as a record stores it: tuples and lists compare equal
-        return json.loads(json.dumps(obj, default=json_default))
+def _plain(obj: Any) -> Any:
+    """`obj` as a record stores it, so tuples and lists compare equal."""
+    return json.loads(json.dumps(obj, default=json_default))
 
-    defaults = plain(RunConfig().to_dict())
+
+@functools.cache
+def _default_config() -> dict[str, Any]:
+    """Computed once: `run_key` runs for every record each time `bench` checks a job."""
+    return _plain(RunConfig().to_dict())
+
+
+def _without_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    defaults = _default_config()
     out: dict[str, Any] = {}
-    for section, values in plain(config).items():
+    for section, values in _plain(config).items():
         base = defaults.get(section)
         if section != "model" and isinstance(values, dict) and isinstance(base, dict):
             values = {k: v for k, v in values.items() if k not in base or base[k] != v}
