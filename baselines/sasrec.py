@@ -230,7 +230,7 @@ class SASRec:
             raise GenrecError(f"dataset '{data.name}' has no training sequence of two or more items; "
                               "SASRec needs at least one next-item pair")
         report = train(_Windows(self.module_, windows), cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg.valid_users), workdir, label="sasrec")
+                       lambda: validation_ndcg(self, data, cfg), workdir, label="sasrec")
         report.extra.update({"max_len": max_len, "windows": len(windows),
                              "train_targets": int((windows[:, :-1] != data.n_items).sum()),
                              "loss": "full_softmax_ce", "norm": "pre_ln"})

@@ -35,6 +35,12 @@ class DataConfig:
         _check(self.min_interactions >= 3, "data.min_interactions", "an integer >= 3", self.min_interactions)
 
 
+VALID_SAMPLES = ("random", "first")
+# Stored configs (run.json, records) written before a field existed ran with these values, which
+# are no longer the defaults; `with_legacy_values` fills them in before such a config is read.
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"train": {"valid_sample": "first"}}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Knobs of the one training loop shared by every neural backend."""
@@ -47,6 +53,11 @@ class TrainConfig:
     patience: int = 3
     eval_every: int = 1
     valid_users: int = 5000
+    # Which `valid_users` users steer early stopping and `keep = "best"`: a fixed-seed "random"
+    # sample (the same users for every model and seed) or the "first" in file order. File order is
+    # not random on the Amazon sets: Beauty's first 2,000 users average 12.1 interactions (all: 8.9)
+    # and TIGER scores 0.0199 NDCG@10 on them against 0.0504 on all validation users.
+    valid_sample: str = "random"
     max_steps: int = 0
     checkpoint_every: int = 200
     seed: int = 0
@@ -68,6 +79,8 @@ class TrainConfig:
         _check(self.patience >= 0, "train.patience", "an integer >= 0 (0 = no early stopping)", self.patience)
         _check(self.eval_every >= 1, "train.eval_every", "an integer >= 1", self.eval_every)
         _check(self.valid_users >= 0, "train.valid_users", "an integer >= 0 (0 = all)", self.valid_users)
+        _check(self.valid_sample in VALID_SAMPLES, "train.valid_sample", " or ".join(VALID_SAMPLES),
+               self.valid_sample)
         _check(self.max_steps >= 0, "train.max_steps", "an integer >= 0 (0 = no limit)", self.max_steps)
         _check(self.checkpoint_every >= 0, "train.checkpoint_every", "an integer >= 0", self.checkpoint_every)
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "train.device",
@@ -191,6 +204,14 @@ def load_run_config(path: Path | None, overrides: list[str] = ()) -> RunConfig: 
                 raise GenrecError(f"--set {text}: '{k}' is not a section")
         node[keys[-1]] = value
     return run_config_from_dict(raw, source)
+
+
+def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the value every field it lacks had in effect when it was written."""
+    out = dict(stored)
+    for section, values in LEGACY_VALUES.items():
+        out[section] = values | dict(stored.get(section, {}))
+    return out
 
 
 def run_config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:

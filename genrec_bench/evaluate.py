@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from genrec_bench.backends.base import Backend
+from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import PAD, Split, SplitData
 from genrec_bench.errors import GenrecError
 from genrec_bench.metrics import per_user, target_ranks
@@ -70,7 +71,17 @@ def _gather(users: np.ndarray, mine: np.ndarray, ranks: np.ndarray) -> np.ndarra
     return np.array([lookup[u] for u in users.tolist()], dtype=np.int64)
 
 
-def validation_ndcg(backend: Backend, data: SplitData, max_users: int, k: int = 10) -> float:
-    """Mean NDCG@k on the validation targets of the first `max_users` users (early stopping signal)."""
-    _, ranks = rank_targets(backend, data, "valid", k, users=eval_users(data, max_users), show_progress=False)
+def validation_users(data: SplitData, cfg: TrainConfig) -> np.ndarray:
+    """The users whose validation targets steer training: all (`valid_users = 0`), the first
+    `valid_users` in file order, or a sorted sample of them drawn with a fixed seed, so every model
+    and training seed is validated on the same users (see `TrainConfig.valid_sample`)."""
+    n = cfg.valid_users
+    if cfg.valid_sample == "first" or n <= 0 or n >= data.n_users:
+        return eval_users(data, n)
+    return np.sort(np.random.default_rng(0).choice(data.n_users, n, replace=False)).astype(np.int64)
+
+
+def validation_ndcg(backend: Backend, data: SplitData, cfg: TrainConfig, k: int = 10) -> float:
+    """Mean NDCG@k on the validation targets of `validation_users` (the early-stopping signal)."""
+    _, ranks = rank_targets(backend, data, "valid", k, users=validation_users(data, cfg), show_progress=False)
     return float(per_user(ranks, (k,))[f"ndcg@{k}"].mean())

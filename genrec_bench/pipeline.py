@@ -25,7 +25,7 @@ from genrec_bench.backends.base import (
     check_decode_keys,
     create_backend,
 )
-from genrec_bench.config import RunConfig, run_config_from_dict
+from genrec_bench.config import RunConfig, run_config_from_dict, with_legacy_values
 from genrec_bench.data.loaders import Interactions, load_interactions
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import Split, SplitData, make_split
@@ -110,7 +110,7 @@ def train_run_resume(out: Path) -> dict[str, Any]:
     info = _read_run_info(out)
     if info.get("status") == "complete":
         raise GenrecError("run already finished; nothing to resume", path=out)
-    cfg = run_config_from_dict(info["config"], str(Path(out) / RUN_FILE))
+    cfg = run_config_from_dict(with_legacy_values(info["config"]), str(Path(out) / RUN_FILE))
     return train_run(info["model"], DataSource(**info["source"]), cfg, out, resume=True)
 
 
@@ -142,7 +142,7 @@ def open_run(run: Path, device: str = "auto", decode: dict[str, Any] | None = No
     if info.get("status") != "complete":
         raise GenrecError("run has not finished training; continue it with `genrec-bench train --resume`",
                           path=run)
-    cfg = run_config_from_dict(info["config"], str(Path(run) / RUN_FILE))
+    cfg = run_config_from_dict(with_legacy_values(info["config"]), str(Path(run) / RUN_FILE))
     cls = backend_class(info["model"])
     check_decode_keys(cls, decode or {})  # before the split is rebuilt, not after
     data = load_split(DataSource(**info["source"]), cfg)
@@ -174,7 +174,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     info, backend, data = open_run(run, device, decode)
     if not label and info.get("decode"):
         label = f"{info['model']}[{','.join(f'{k}={v}' for k, v in info['decode'].items())}]"
-    cfg = run_config_from_dict(info["config"])
+    cfg = run_config_from_dict(with_legacy_values(info["config"]))
     ks = tuple(sorted(set(ks or cfg.eval.ks)))
     users = eval_users(data, cfg.eval.max_users if max_users is None else max_users)
     start = time.perf_counter()

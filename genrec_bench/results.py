@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from genrec_bench.config import RunConfig
+from genrec_bench.config import RunConfig, with_legacy_values
 from genrec_bench.errors import GenrecError, did_you_mean
 from genrec_bench.runtime import atomic_write_bytes, json_default
 
@@ -257,7 +257,8 @@ def _without_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_key(rec: RunRecord) -> str:
-    return run_key(rec.model, rec.label, rec.dataset, rec.split, rec.fingerprint, rec.seed, rec.config)
+    return run_key(rec.model, rec.label, rec.dataset, rec.split, rec.fingerprint, rec.seed,
+                   with_legacy_values(rec.config))
 
 
 def collect_env(device: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from genrec_bench.config import load_run_config
+from genrec_bench.config import RunConfig, load_run_config, run_config_from_dict, with_legacy_values
 from genrec_bench.errors import GenrecError
 
 
@@ -36,3 +36,12 @@ def test_bad_config_is_a_clear_error(tmp_path, text, pattern):
 def test_bad_override():
     with pytest.raises(GenrecError, match="key=value"):
         load_run_config(None, ["train.epochs"])
+
+
+def test_stored_config_without_a_newer_field_reads_with_the_value_it_ran_with():
+    stored = RunConfig().to_dict()
+    del stored["train"]["valid_sample"]  # a run.json written before the field existed
+    assert run_config_from_dict(with_legacy_values(stored)).train.valid_sample == "first"
+    assert run_config_from_dict(with_legacy_values(RunConfig().to_dict())).train.valid_sample == "random"
+    with pytest.raises(GenrecError, match="train.valid_sample"):
+        run_config_from_dict({"train": {"valid_sample": "last"}})

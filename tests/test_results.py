@@ -160,9 +160,14 @@ def test_record_key_ignores_config_fields_at_their_default() -> None:
     # at its default (otherwise adding any field makes `bench` redo every finished job).
     defaults = RunConfig().to_dict()
     old = make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003}, "model": {"d": 8}})
-    new = make_record(config={"data": defaults["data"] | {"kcore": 10}, "train": defaults["train"] | {"lr": 0.003},
+    new = make_record(config={"data": defaults["data"] | {"kcore": 10},
+                              "train": defaults["train"] | {"lr": 0.003, "valid_sample": "first"},
                               "eval": defaults["eval"], "model": {"d": 8}})
     assert record_key(old) == record_key(new)
+    # ... but not a job where a field whose default changed behaviour (LEGACY_VALUES) is at its new default.
+    assert record_key(old) != record_key(make_record(config=defaults | {"data": new.config["data"],
+                                                                        "train": defaults["train"] | {"lr": 0.003},
+                                                                        "model": {"d": 8}}))
     changed = make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003, "keep": "last"}, "model": {"d": 8}})
     assert record_key(changed) != record_key(old)
     # `model` belongs to the backend: an explicit key there is part of the identity even at a default.

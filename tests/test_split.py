@@ -8,10 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genrec_bench.config import DataConfig
+from conftest import walk_split
+from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.loaders import Interactions, ItemMeta, load_interactions
 from genrec_bench.data.split import PAD, kcore, make_split
 from genrec_bench.errors import GenrecError
+from genrec_bench.evaluate import validation_users
 
 
 def _inter(rows: list[tuple[str, str, float]], source: Path = Path("mem.csv")) -> Interactions:
@@ -110,3 +112,15 @@ def test_split_invariants(rows, k, length):
     # k-core holds on the result
     if k:
         assert np.bincount(split.items, minlength=split.n_items).min() >= k
+
+
+def test_validation_users_fixed_random_sample_or_file_order(tmp_path):
+    data = walk_split(tmp_path, n_users=40)
+    sample = validation_users(data, TrainConfig(valid_users=10))
+    assert len(sample) == 10 and len(set(sample.tolist())) == 10 and (np.diff(sample) > 0).all()
+    assert sample.tolist() != list(range(10))  # not the head of the file
+    # The same users for every training seed and call: models are compared on one validation set.
+    assert validation_users(data, TrainConfig(valid_users=10, seed=3)).tolist() == sample.tolist()
+    assert validation_users(data, TrainConfig(valid_users=10, valid_sample="first")).tolist() == list(range(10))
+    assert validation_users(data, TrainConfig(valid_users=0)).tolist() == list(range(40))
+    assert validation_users(data, TrainConfig(valid_users=99)).tolist() == list(range(40))

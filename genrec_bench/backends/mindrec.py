@@ -414,7 +414,7 @@ class MindRec:
         self._build(paths, sizes, depth, resolve_device(cfg.device))
         trainable = DiffusionExamples(self.net_, data, self.max_history_, self.cfg.eps)
         prep_seconds = time.perf_counter() - start
-        report = train(trainable, cfg, self.device_, lambda: validation_ndcg(self, data, cfg.valid_users),
+        report = train(trainable, cfg, self.device_, lambda: validation_ndcg(self, data, cfg),
                        workdir, label="mindrec")
         report.extra.update({
             **self.info_,

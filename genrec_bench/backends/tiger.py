@@ -441,7 +441,7 @@ class Tiger:
         trainable = TrainingPrefixes(self.net_, data, self.max_history_)
         sid_seconds = time.perf_counter() - start
         report = train(trainable, cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg.valid_users), workdir, label="tiger")
+                       lambda: validation_ndcg(self, data, cfg), workdir, label="tiger")
         report.extra.update({
             "history_encoding": self.cfg.history_encoding,
             "departures_from_paper": self._departures(),
