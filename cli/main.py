@@ -142,7 +142,9 @@ def eval_(
     split: Annotated[str, typer.Option(help="test or valid.")] = "test",
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated (default: the run's [eval] ks, "
                                    "1,5,10,20 unless configured). Generative backends widen the beam to max(k).")] = "",
-    max_users: Annotated[int | None, typer.Option(help="Evaluate the first N users only (0 = all).")] = None,
+    max_users: Annotated[int | None, typer.Option(
+        help="Evaluate the first N users in file order only (MindRec's protocol; file order is not random, "
+             "so compare runs on the same N) (0 = all).")] = None,
     results: ResultsOpt = None,
     label: Annotated[str, typer.Option(help="Display name in reports (default: the model name).")] = "",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
