@@ -110,7 +110,7 @@ def train_run_resume(out: Path) -> dict[str, Any]:
     info = _read_run_info(out)
     if info.get("status") == "complete":
         raise GenrecError("run already finished; nothing to resume", path=out)
-    cfg = run_config_from_dict(with_legacy_values(info["config"]), str(Path(out) / RUN_FILE))
+    cfg = run_config_from_dict(info["config"], str(Path(out) / RUN_FILE))
     return train_run(info["model"], DataSource(**info["source"]), cfg, out, resume=True)
 
 
@@ -130,6 +130,8 @@ def _read_run_info(run: Path) -> dict[str, Any]:
         found = info.get("schema") if isinstance(info, dict) else None
         raise GenrecError(f"run.json has schema {found!r}, this genrec-bench reads schema {RUN_SCHEMA}; "
                           "retrain the run with this version", path=path)
+    if "config" in info:  # every reader (resume, eval, recommend, the records eval writes) sees what it ran with
+        info["config"] = with_legacy_values(info["config"])
     return info
 
 
@@ -142,7 +144,7 @@ def open_run(run: Path, device: str = "auto", decode: dict[str, Any] | None = No
     if info.get("status") != "complete":
         raise GenrecError("run has not finished training; continue it with `genrec-bench train --resume`",
                           path=run)
-    cfg = run_config_from_dict(with_legacy_values(info["config"]), str(Path(run) / RUN_FILE))
+    cfg = run_config_from_dict(info["config"], str(Path(run) / RUN_FILE))
     cls = backend_class(info["model"])
     check_decode_keys(cls, decode or {})  # before the split is rebuilt, not after
     data = load_split(DataSource(**info["source"]), cfg)
@@ -174,7 +176,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     info, backend, data = open_run(run, device, decode)
     if not label and info.get("decode"):
         label = f"{info['model']}[{','.join(f'{k}={v}' for k, v in info['decode'].items())}]"
-    cfg = run_config_from_dict(with_legacy_values(info["config"]))
+    cfg = run_config_from_dict(info["config"])
     ks = tuple(sorted(set(ks or cfg.eval.ks)))
     users = eval_users(data, cfg.eval.max_users if max_users is None else max_users)
     start = time.perf_counter()
