@@ -24,7 +24,7 @@ from torch import nn
 
 from genrec_bench.backends.base import FitReport
 from genrec_bench.config import TrainConfig
-from genrec_bench.errors import Interrupted
+from genrec_bench.errors import GenrecError, Interrupted
 from genrec_bench.progress import progress_bar
 from genrec_bench.runtime import atomic_torch_save, is_main_process, rank_and_world
 
@@ -82,6 +82,22 @@ def format_record(label: str, record: dict[str, float]) -> str:
     return f"{label}: " + ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4g}" for k, v in record.items())
 
 
+def check_derived_buffers(module: nn.Module, saved: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint whose saved buffers differ from the ones just rebuilt from the data.
+
+    Persistent buffers (an item's semantic-ID tokens, its category path) are derived from the data,
+    not trained. If a resume rebuilt them differently (another machine, library or cache), loading
+    the checkpoint would pair its weights with another tokenisation: fail instead of mixing them.
+    """
+    for name, buf in module.named_buffers():
+        old = saved.get(name)
+        if old is not None and (old.shape != buf.shape or not torch.equal(old.to(buf.device), buf)):
+            raise GenrecError(f"the checkpoint's {name} (shape {list(old.shape)}) differs from the one rebuilt "
+                              f"from the data now (shape {list(buf.shape)}): the semantic IDs or category tree "
+                              "came out differently on this resume; train this run afresh in a new directory",
+                              path=path)
+
+
 def train(
     trainable: Trainable,
     cfg: TrainConfig,
@@ -110,6 +126,7 @@ def train(
     ckpt_path = workdir / CHECKPOINT if workdir else None
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        check_derived_buffers(module, ckpt["module"], ckpt_path)
         module.load_state_dict(ckpt["module"])
         optim.load_state_dict(ckpt["optim"])
         sched.load_state_dict(ckpt["sched"])

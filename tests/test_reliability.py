@@ -190,3 +190,36 @@ def test_keep_returns_the_best_validated_or_the_last_weights(tmp_path, keep, epo
     report = train(job, cfg, torch.device("cpu"), validate, tmp_path)
     assert report.best_valid == -1 and len(set(job.weights)) == 3
     assert job.module.weight.item() == job.weights[epoch - 1]
+
+
+def test_resume_refuses_a_checkpoint_built_on_other_item_tokens(tmp_path):
+    """A resume that rebuilds different semantic ids must not load weights trained on the old ones."""
+    import torch
+    from torch import nn
+
+    from genrec_bench.config import TrainConfig
+    from genrec_bench.errors import GenrecError
+    from genrec_bench.training import train
+
+    class Tokens:
+        def __init__(self, tokens: list[int]) -> None:
+            self.module = nn.Linear(1, 1)
+            self.module.register_buffer("item_tokens", torch.tensor(tokens))
+
+        def num_examples(self) -> int:
+            return 4
+
+        def batch(self, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+            return index.float()[:, None].to(device)
+
+        def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            return module(batch).pow(2).mean()
+
+    def cfg(epochs: int) -> TrainConfig:
+        return TrainConfig(epochs=epochs, batch_size=4, warmup_steps=0, patience=0, device="cpu")
+
+    train(Tokens([1, 2, 3]), cfg(1), torch.device("cpu"), None, tmp_path)
+    for other in ([1, 3, 2], [1, 2, 3, 4]):
+        with pytest.raises(GenrecError, match="item_tokens .*differs.*new directory"):
+            train(Tokens(other), cfg(2), torch.device("cpu"), None, tmp_path)
+    assert train(Tokens([1, 2, 3]), cfg(2), torch.device("cpu"), None, tmp_path).epochs == 2

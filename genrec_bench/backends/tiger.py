@@ -451,6 +451,7 @@ class Tiger:
             "semantic_ids": ids.source,
             "sid_sizes": list(ids.sizes),
             "sid_health": ids.health,
+            "sid_digest": ids.digest,
             "sid_seconds": round(sid_seconds, 2),
             "train_examples": trainable.num_examples(),
             "max_history": self.max_history_,

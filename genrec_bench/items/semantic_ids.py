@@ -80,6 +80,11 @@ class SemanticIds:
     def n_levels(self) -> int:
         return len(self.sizes)
 
+    @property
+    def digest(self) -> str:
+        """Content hash of the code table: two runs compare the same tokenisation only if theirs match."""
+        return hashlib.sha256(self.codes.to(torch.int64).numpy().tobytes()).hexdigest()[:12]
+
 
 def dedup_level(codes: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Append a level numbering items that share a tuple 0, 1, 2, ... in item-index order.
@@ -138,7 +143,7 @@ def format_health(ids: SemanticIds) -> str:
     return (f"semantic ids {ids.source}: {h['items']} items, {sizes}+dedup {ids.sizes[-1]}, "
             f"codes used {used}, "
             f"entropy {ent} bits, {100 * h['collision_rate']:.1f}% items collide "  # type: ignore[operator]
-            f"(max {h['max_items_per_tuple']} per tuple)")
+            f"(max {h['max_items_per_tuple']} per tuple), digest {ids.digest}")
 
 
 def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
