@@ -233,11 +233,12 @@ def test_constrained_loss_is_cross_entropy_over_valid_children(tmp_path):
 
 @pytest.mark.parametrize("item_head, levels", [(False, 1), (True, 1), (True, 4)])
 def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_path, item_head, levels):
-    """Renormalised over valid children, the exhaustive item scores sum to one for every user."""
+    """Renormalised over valid children, the exhaustive item scores sum to one for every user, and a
+    beam as wide as the catalogue (so it prunes nothing) returns the exhaustive top-k exactly."""
     torch.manual_seed(0)
     data = walk_split(tmp_path, n_users=12, n_items=30)
     model = Tiger(TigerConfig(**{**TINY, "sid_codebook": 3, "sid_levels": 3, "item_head": item_head,
-                                 "item_head_levels": levels}))
+                                 "item_head_levels": levels, "beam_width": data.n_items}))
     model.fit(data, TrainConfig(epochs=1, batch_size=32, device="cpu", warmup_steps=0))
     hist, _ = data.to_tensors("test")
     with torch.inference_mode():
