@@ -1,7 +1,7 @@
 """Semantic IDs end to end on a hand-made split, plus hand-computed de-dup and health cases."""
-
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,9 +135,13 @@ def test_cache_round_trip_and_format(tmp_path: Path) -> None:
     assert (built.sizes, built.health, built.source) == (loaded.sizes, loaded.health, loaded.source)
     build_semantic_ids(data, TokenizerConfig(features="attributes", levels=2, codebook_size=4, seed=1))
     assert len(list((tmp_path / "cache" / "semantic_ids").glob("*.npy"))) == 2
+    # Machine-independent properties only: which clusters k-means finds depends on the BLAS kernel.
+    assert built.codes.shape == (24, 3) and len(set(map(tuple, built.codes.tolist()))) == 24
+    assert all(1 <= s <= 4 for s in built.sizes[:2])
+    assert all(int(built.codes[:, i].max()) < s for i, s in enumerate(built.sizes))
     line = format_health(built)
-    assert line.startswith("semantic ids rkmeans(attributes): 24 items, 4x4+dedup ")
-    assert "collide" in line and "\n" not in line and line.endswith(f"digest {built.digest}")
+    assert re.fullmatch(rf"semantic ids rkmeans\(attributes\): 24 items, [1-4]x[1-4]\+dedup {built.sizes[-1]}, "
+                        rf".*collide.*digest {built.digest}", line)
 
 
 def test_digest_follows_the_codes_only() -> None:
