@@ -8,14 +8,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 
-.PHONY: install test bench lint ci-report clean
+.PHONY: install test bench lint ci-report clean lock
+
+# Every dependency version is pinned in constraints.txt, so a fresh install gets the versions the
+# committed records and tests were made with (torch is pinned by TORCH above, so it works for
+# CPU and CUDA wheels alike). `make lock` upgrades within pyproject.toml and regenerates it.
+CONSTRAINTS := constraints.txt
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	@touch $(STAMP)
 
 test: install
@@ -26,12 +31,17 @@ bench: install
 
 # The tiny CI suite rendered as the leaderboard files a CI job publishes.
 ci-report: install
-	$(VENV)/bin/genrec-bench bench benchmarks/suites/ci-tiny.toml --results reports/ci-results --report markdown
+	$(VENV)/bin/genrec-bench bench benchmarks/suites/ci-tiny.toml --results reports/ci-results --format markdown
 	$(VENV)/bin/genrec-bench report --results reports/ci-results --format markdown --out reports/leaderboard.md
 	$(VENV)/bin/genrec-bench report --results reports/ci-results --format html --out reports/leaderboard.html
 
 lint: install
 	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks
+
+lock: install
+	$(PY) -m pip install --quiet --upgrade -e '.[dev]'
+	$(PY) -m pip freeze --exclude-editable | grep -vE '^(-e |torch==|nvidia-|triton==)' > $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS): $$(wc -l < $(CONSTRAINTS)) pins"
 
 clean:
 	rm -rf $(VENV) results reports runs build *.egg-info
