@@ -34,15 +34,17 @@ err = Console(stderr=True)
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Registered dataset name (see `datasets`).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Any interaction file (.txt/.csv/.tsv/.parquet/.inter).")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="File format: seq|csv|tsv|parquet|atomic|unisrec "
-                                                                "(default: from the extension).")]
+DataFormatOpt = Annotated[str | None, typer.Option(
+    "--data-format", help="Input file format: seq|csv|tsv|parquet|atomic|unisrec (default: from the extension).")]
+OldDataFormatOpt = Annotated[str | None, typer.Option("--format", hidden=True,
+                                                      help="Deprecated spelling of --data-format.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Folder of the registered datasets "
                                                                     "(default: $GENREC_BENCH_DATA or ../shared/data).")]
 ResultsOpt = Annotated[Path | None, typer.Option("--results", help="Results store (default: $GENREC_BENCH_RESULTS "
                                                                    "or ./results).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 DecodeOpt = Annotated[list[str] | None, typer.Option(
-    "--decode", help="Decode-time [model] key=value applied to the saved model, repeatable, e.g. beam_width=20 "
+    "--decode", help="Decode-time \\[model] key=value applied to the saved model, repeatable, e.g. beam_width=20 "
                      "or order=left_to_right; a key the backend does not have lists the ones it does.")]
 
 
@@ -91,10 +93,11 @@ def train(
                                                                     "(not needed with --resume).")] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
-    fmt: FormatOpt = None,
+    fmt: DataFormatOpt = None,
+    old_fmt: OldDataFormatOpt = None,
     data_dir: DataDirOpt = None,
     config: Annotated[Path | None, typer.Option("--config", "-c",
-                                                help="TOML with [data] [train] [eval] [model].")] = None,
+                                                help="TOML with \\[data] \\[train] \\[eval] \\[model].")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override one key, e.g. train.epochs=5 "
                                                                  "(repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides train.seed).")] = None,
@@ -122,6 +125,7 @@ def train(
         overrides.append(f"train.seed={seed}")
     if device is not None:
         overrides.append(f'train.device="{device}"')
+    fmt = fmt or _deprecated("--format", "--data-format", old_fmt)
     cfg = load_run_config(config, overrides)
     if resume:
         info = train_run_resume(out)
@@ -140,7 +144,7 @@ def train(
 def eval_(
     run: Annotated[Path, typer.Option("--run", "-r", help="Run directory made by `train`.")],
     split: Annotated[str, typer.Option(help="test or valid.")] = "test",
-    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated (default: the run's [eval] ks, "
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated (default: the run's \\[eval] ks, "
                                    "1,5,10,20 unless configured). Generative backends widen the beam to max(k).")] = "",
     max_users: Annotated[int | None, typer.Option(
         help="Evaluate the first N users in file order only (MindRec's protocol; file order is not random, "
@@ -277,7 +281,10 @@ def bench(
     results: ResultsOpt = None,
     jobs: Annotated[int, typer.Option(help="Jobs run in parallel (processes).")] = 1,
     data_dir: DataDirOpt = None,
-    report_fmt: Annotated[str, typer.Option("--report", help="Leaderboard format printed at the end.")] = "table",
+    report_fmt: Annotated[str, typer.Option("--format", "-f", help="Leaderboard format printed at the end: "
+                                                                   "table|markdown|html|json.")] = "table",
+    old_report: Annotated[str | None, typer.Option("--report", hidden=True,
+                                                   help="Deprecated spelling of --format.")] = None,
     only: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Run only these of the suite's datasets "
                                                                            "(repeatable).")] = None,
 ) -> None:
@@ -290,6 +297,7 @@ def bench(
     from genrec_bench.report import leaderboard, load_references, render
     from genrec_bench.results import load_records, results_dir
 
+    report_fmt = _deprecated("--report", "--format", old_report) or report_fmt
     spec = load_suite(suite)
     if only:
         missing = [d for d in only if d not in spec.datasets]
@@ -307,6 +315,13 @@ def bench(
         err.print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _deprecated(old: str, new: str, value: str | None) -> str | None:
+    """An old option spelling still works, with a note naming the new one."""
+    if value is not None:
+        err.print(f"[yellow]note:[/yellow] {old} is deprecated here; use {new}", highlight=False)
+    return value
 
 
 def main() -> None:

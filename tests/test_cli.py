@@ -202,3 +202,34 @@ def test_decode_on_a_classic_backend_is_a_clear_error(seq_file, tmp_path, capsys
     code, _, err = run_cli(["recommend", "--run", str(run), "--history", "1", "--decode", "beam_width=3"],
                            capsys, monkeypatch)
     assert code == 2 and "it has none" in " ".join(err.split())
+
+
+@pytest.mark.parametrize(("command", "sections"), [
+    ("train", ["[data]", "[train]", "[eval]", "[model]"]),
+    ("eval", ["[eval]", "[model]"]),
+    ("recommend", ["[model]"]),
+])
+def test_help_keeps_config_section_names(command, sections, capsys, monkeypatch):
+    """Rich markup would read `[data]` as a style tag and drop it from the help text."""
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli([command, "--help"], capsys, monkeypatch)
+    assert code == 0
+    for section in sections:
+        assert section in out, f"{section} missing from `{command} --help`"
+
+
+def test_format_options_are_named_by_direction(seq_file, tmp_path, capsys, monkeypatch):
+    """`--data-format` is the input file format and `--format` an output format; the old
+    spellings (`train --format`, `bench --report`) still work, with a note."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _, train_help, _ = run_cli(["train", "--help"], capsys, monkeypatch)
+    _, bench_help, _ = run_cli(["bench", "--help"], capsys, monkeypatch)
+    assert "--data-format" in train_help and "--format" in bench_help and "--report" not in bench_help
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "-m", "popularity", "--data", str(seq_file), "--format", "seq",
+                            "--out", str(run)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "--format is deprecated here; use --data-format" in " ".join(err.split())
+    code, _, err = run_cli(["train", "-m", "popularity", "--data", str(seq_file), "--data-format", "seq",
+                            "--out", str(tmp_path / "run2")], capsys, monkeypatch)
+    assert code == 0 and "deprecated" not in err

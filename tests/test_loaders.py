@@ -43,7 +43,7 @@ def test_tsv_and_atomic_and_parquet(tmp_path):
 
 def test_format_override(tmp_path):
     path = _write(tmp_path, "data.log", "user_id,item_id,timestamp\na,b,1\n")
-    with pytest.raises(GenrecError, match="--format"):
+    with pytest.raises(GenrecError, match="--data-format"):
         load_interactions(path)
     assert load_interactions(path, "csv").frame.height == 1
 

@@ -53,7 +53,7 @@ def infer_format(path: Path) -> str:
     if name.endswith(".inter"):
         return "atomic"
     raise GenrecError(
-        f"cannot infer the format from the file name; pass --format one of {', '.join(FORMATS)}", path=path
+        f"cannot infer the format from the file name; pass --data-format one of {', '.join(FORMATS)}", path=path
     )
 
 
