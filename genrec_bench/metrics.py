@@ -22,7 +22,10 @@ def target_ranks(ranked_items: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def per_user(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Per-user Hit@k, NDCG@k (binary relevance, 1/log2(rank+1)) and MRR, as float64 vectors."""
+    """Per-user Hit@k, NDCG@k (binary relevance, 1/log2(rank+1)) and MRR, as float64 vectors.
+
+    MRR sees only the ranked list, so it is truncated at the largest cut-off and named by it
+    (`mrr@20`): an untruncated name would hide that two lists of different depth disagree."""
     ranks = np.asarray(ranks, dtype=np.int64)
     found = ranks > 0
     out: dict[str, np.ndarray] = {}
@@ -31,7 +34,7 @@ def per_user(ranks: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
         inside = found & (ranks <= k)
         out[f"hit@{k}"] = inside.astype(np.float64)
         out[f"ndcg@{k}"] = np.where(inside, gain, 0.0)
-    out["mrr"] = np.where(found, 1.0 / np.maximum(ranks, 1), 0.0)
+    out[f"mrr@{max(ks)}"] = np.where(found & (ranks <= max(ks)), 1.0 / np.maximum(ranks, 1), 0.0)
     return out
 
 

@@ -179,7 +179,6 @@ def _per_user_sorted(rec: RunRecord, ks: list[int]) -> tuple[np.ndarray, dict[st
     ranks = np.where(ranks > ks[-1], 0, ranks)
     order = np.argsort(users, kind="stable")
     values = per_user(ranks, tuple(ks))
-    values[f"mrr@{ks[-1]}"] = values.pop("mrr")
     return users[order], {m: v[order] for m, v in values.items()}
 
 

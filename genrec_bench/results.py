@@ -47,7 +47,7 @@ class RunRecord:
     fingerprint: str
     seed: int
     ks: list[int]
-    metrics: dict[str, float]  # "hit@k", "ndcg@k", "mrr"
+    metrics: dict[str, float]  # "hit@k", "ndcg@k", "mrr@K" (K = max(ks)); older records' "mrr" reads as mrr@K
     users: list[int]  # user indices, in evaluation order
     ranks: list[int]  # per user: 1-based rank of the target, 0 = not in the top max(ks)
     config: dict  # {"data": ..., "train": ..., "eval": ..., "model": ...}
@@ -88,6 +88,10 @@ class RunRecord:
                 raise ValueError(f"field '{name}' has the wrong type ({type(value).__name__})")
         if len(obj["users"]) != len(obj["ranks"]):
             raise ValueError(f"'users' has {len(obj['users'])} entries but 'ranks' has {len(obj['ranks'])}")
+        if "mrr" in obj["metrics"] and obj["ks"]:  # records before MRR was named by its cut-off
+            metrics = dict(obj["metrics"])
+            metrics[f"mrr@{max(obj['ks'])}"] = metrics.pop("mrr")
+            obj = {**obj, "metrics": metrics}
         return cls(**obj)
 
 

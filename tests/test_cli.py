@@ -32,7 +32,7 @@ def test_train_eval_recommend_report(seq_file, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,5"], capsys, monkeypatch)
     assert code == 0, err
     result = json.loads(out)
-    assert set(result["metrics"]) == {"hit@1", "ndcg@1", "hit@5", "ndcg@5", "mrr"}
+    assert set(result["metrics"]) == {"hit@1", "ndcg@1", "hit@5", "ndcg@5", "mrr@5"}
     assert Path(result["record"]).exists()
 
     code, out, err = run_cli(["recommend", "--run", str(run), "--history", "1 2", "--k", "3", "--json"],
@@ -76,10 +76,10 @@ def test_eval_without_k_uses_the_runs_configured_cutoffs(seq_file, tmp_path, cap
     assert code == 0, err
     code, out, err = run_cli(["eval", "--run", str(run), "--json"], capsys, monkeypatch)
     assert code == 0, err
-    assert set(json.loads(out)["metrics"]) == {"hit@1", "ndcg@1", "hit@3", "ndcg@3", "mrr"}
+    assert set(json.loads(out)["metrics"]) == {"hit@1", "ndcg@1", "hit@3", "ndcg@3", "mrr@3"}
     code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "2"], capsys, monkeypatch)
     assert code == 0, err
-    assert set(json.loads(out)["metrics"]) == {"hit@2", "ndcg@2", "mrr"}
+    assert set(json.loads(out)["metrics"]) == {"hit@2", "ndcg@2", "mrr@2"}
 
 
 def test_recommend_rejects_unknown_items_and_bad_k(seq_file, tmp_path, capsys, monkeypatch):
@@ -129,7 +129,7 @@ def test_compare_two_runs_on_the_same_split(seq_file, tmp_path, capsys, monkeypa
     code, out, err = run_cli(["compare", ids[1], ids[0], "--json"], capsys, monkeypatch)
     assert code == 0, err
     rows = {r["metric"]: r for r in json.loads(out)["comparisons"]}
-    assert {"hit@1", "ndcg@5", "mrr"} <= set(rows)
+    assert {"hit@1", "ndcg@5", "mrr@5"} <= set(rows)
     for r in rows.values():
         assert r["ci_low"] <= r["diff"] <= r["ci_high"] and 0.0 <= r["p_value"] <= 1.0
         assert abs(r["diff"] - (r["mean_a"] - r["mean_b"])) < 1e-12

@@ -22,7 +22,8 @@ def test_hand_computed_metrics():
     assert m["hit@5"] == pytest.approx(0.75)
     assert m["ndcg@1"] == pytest.approx(0.25)
     assert m["ndcg@5"] == pytest.approx((1 + 1 / math.log2(3) + 0 + 1 / math.log2(6)) / 4)
-    assert m["mrr"] == pytest.approx((1 + 0.5 + 0 + 0.2) / 4)
+    assert m["mrr@5"] == pytest.approx((1 + 0.5 + 0 + 0.2) / 4)
+    assert summarise(ranks, (1,))["mrr@1"] == pytest.approx(0.25)  # truncated at the largest cut-off
     pu = per_user(ranks, (1,))
     assert pu["hit@1"].tolist() == [1.0, 0.0, 0.0, 0.0]
 

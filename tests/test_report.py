@@ -203,7 +203,7 @@ def test_unknown_format_is_a_user_error() -> None:
 def test_compare_runs() -> None:
     a, b = record("a", GOOD), record("b", WEAK)
     results = compare_runs(a, b, (1, 10))
-    assert [r.metric for r in results] == ["hit@1", "ndcg@1", "hit@10", "ndcg@10", "mrr"]
+    assert [r.metric for r in results] == ["hit@1", "ndcg@1", "hit@10", "ndcg@10", "mrr@10"]
     ndcg = results[3]
     assert ndcg.diff == pytest.approx((ndcg10(GOOD) - ndcg10(WEAK)).mean())
     with pytest.raises(GenrecError, match="different splits"):

@@ -25,7 +25,7 @@ from genrec_bench.results import (
 
 def make_record(run_id: str = "run", seed: int = 0, **overrides) -> RunRecord:
     fields = dict(run_id=run_id, model="sasrec", dataset="beauty", split="test", fingerprint="fp0", seed=seed,
-                  ks=[1, 5, 10], metrics={"hit@1": 0.25, "ndcg@10": 0.4, "mrr": 0.3}, users=[3, 1, 2, 0],
+                  ks=[1, 5, 10], metrics={"hit@1": 0.25, "ndcg@10": 0.4, "mrr@10": 0.3}, users=[3, 1, 2, 0],
                   ranks=[1, 0, 7, 2], config={"data": {"kcore": 5}, "train": {"lr": 0.001}, "eval": {"ks": [1, 5, 10]},
                                                 "model": {"d": 8}},
                   fit={"seconds": 1.5, "history": [{"epoch": 1, "loss": 2.0, "valid_ndcg@10": 0.1}]},
@@ -173,3 +173,11 @@ def test_record_key_ignores_config_fields_at_their_default() -> None:
     # `model` belongs to the backend: an explicit key there is part of the identity even at a default.
     assert record_key(make_record(config={"data": {"kcore": 10}, "train": {"lr": 0.003}, "model": {"d": 8, "x": 0}})) \
         != record_key(old)
+
+
+def test_old_records_mrr_reads_as_mrr_at_the_largest_cutoff(tmp_path: Path) -> None:
+    """Records written before MRR was named by its cut-off keep their value under `mrr@K`."""
+    old = make_record().to_dict()
+    old["metrics"] = {"hit@1": 0.25, "ndcg@10": 0.4, "mrr": 0.3}
+    rec = RunRecord.from_dict(old)
+    assert rec.metrics == {"hit@1": 0.25, "ndcg@10": 0.4, "mrr@10": 0.3}
