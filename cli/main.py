@@ -125,7 +125,7 @@ def train(
         overrides.append(f"train.seed={seed}")
     if device is not None:
         overrides.append(f'train.device="{device}"')
-    fmt = fmt or _deprecated("--format", "--data-format", old_fmt)
+    fmt = _deprecated(fmt, old_fmt, "--format", "--data-format")
     cfg = load_run_config(config, overrides)
     if resume:
         info = train_run_resume(out)
@@ -297,7 +297,7 @@ def bench(
     from genrec_bench.report import leaderboard, load_references, render
     from genrec_bench.results import load_records, results_dir
 
-    report_fmt = _deprecated("--report", "--format", old_report) or report_fmt
+    report_fmt = _deprecated(report_fmt, old_report, "--report", "--format")
     spec = load_suite(suite)
     if only:
         missing = [d for d in only if d not in spec.datasets]
@@ -317,11 +317,12 @@ def bench(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def _deprecated(old: str, new: str, value: str | None) -> str | None:
-    """An old option spelling still works, with a note naming the new one."""
-    if value is not None:
-        err.print(f"[yellow]note:[/yellow] {old} is deprecated here; use {new}", highlight=False)
-    return value
+def _deprecated(value: str | None, old_value: str | None, old: str, new: str) -> str | None:
+    """The value given under an option's old spelling wins, with a note naming the new spelling."""
+    if old_value is None:
+        return value
+    err.print(f"[yellow]note:[/yellow] {old} is deprecated here; use {new}", highlight=False)
+    return old_value
 
 
 def main() -> None:

@@ -172,11 +172,10 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
 
 
 def _per_user_sorted(rec: RunRecord, ks: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per-user metric vectors ordered by user id; ranks beyond the board's largest k count as misses
-    so MRR is truncated at the same depth for every row (and named so: `mrr@k`)."""
+    """Per-user metric vectors ordered by user id; `per_user` truncates MRR at the board's largest k,
+    so it has the same depth for every row (and is named so: `mrr@k`)."""
     users = np.asarray(rec.users, dtype=np.int64)
     ranks = np.asarray(rec.ranks, dtype=np.int64)
-    ranks = np.where(ranks > ks[-1], 0, ranks)
     order = np.argsort(users, kind="stable")
     values = per_user(ranks, tuple(ks))
     return users[order], {m: v[order] for m, v in values.items()}
