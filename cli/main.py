@@ -140,6 +140,55 @@ def train(
               f"-> {out}")
 
 
+@app.command()
+def tokenize(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Semantic-ID table to write (JSON, LETTER layout).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Backend whose tokenisation to build: tiger or "
+                                                             "mindrec.")] = "tiger",
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    fmt: DataFormatOpt = None,
+    data_dir: DataDirOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="TOML with \\[data] and \\[model], as given to train.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one key, e.g. model.sid_levels=4 "
+                                                                 "(repeatable).")] = None,
+    tree_out: Annotated[Path | None, typer.Option("--tree-out", help="Also write every item's category path "
+                                                                     "(MindRec) to this JSON file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the item -> semantic-ID table a run would build, so every machine can train on the same ids.
+
+    k-means outcomes depend on the processor, so ids built on two machines can differ.
+
+    Train with `--set model.sid_file=FILE` (and `model.tree_file=FILE` for MindRec) to use a written table.
+
+    Each run record carries the digest of its table. Tables named `beauty-rkmeans-e5b6cd0b8018.json`,
+    `instruments-tree-*.json` ship with the package and are found by name.
+
+    Examples:
+
+      genrec-bench tokenize -d beauty --out beauty-ids.json
+
+      genrec-bench tokenize -m mindrec -d instruments --out ids.json --tree-out tree.json
+    """
+    from genrec_bench.config import load_run_config
+    from genrec_bench.pipeline import DataSource
+    from genrec_bench.tokenize import tokenize as write_tables
+
+    cfg = load_run_config(config, list(set_ or []))
+    source = DataSource(dataset, str(data) if data else None, fmt, str(data_dir) if data_dir else None)
+    info = write_tables(model, source, cfg, out, tree_out)
+    if as_json:
+        _emit_json(info)
+        return
+    err.print(escape(info["summary"]))
+    if "tree_summary" in info:
+        err.print(escape(info["tree_summary"]))
+    err.print(f"[green]wrote[/green] {info['items']} items -> {out} (digest {info['sid_digest']})"
+              + (f" and {tree_out} (tree digest {info['tree_digest']})" if tree_out else ""))
+
+
 @app.command("eval")
 def eval_(
     run: Annotated[Path, typer.Option("--run", "-r", help="Run directory made by `train`.")],

@@ -61,9 +61,16 @@ from genrec_bench.decoding.diffusion_beam import (
 from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_tokens
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.category_tree import SOURCES as TREE_SOURCES
-from genrec_bench.items.category_tree import TreeConfig, build_category_tree, resolve_source
+from genrec_bench.items.category_tree import CategoryTree, TreeConfig, build_category_tree, resolve_source
 from genrec_bench.items.features import item_features
-from genrec_bench.items.semantic_ids import METHODS, TokenizerConfig, build_semantic_ids, format_health
+from genrec_bench.items.id_tables import read_sid_table, read_tree_table, tree_digest
+from genrec_bench.items.semantic_ids import (
+    METHODS,
+    SemanticIds,
+    TokenizerConfig,
+    build_semantic_ids,
+    format_health,
+)
 from genrec_bench.runtime import resolve_device
 
 HISTORY_REPRS = ("codes", "id_codes")
@@ -84,6 +91,8 @@ class MindRecConfig:
     sid_levels: int = 3
     sid_codebook: int = 256
     sid_seed: int = 0
+    sid_file: str = ""  # semantic-ID table file (`genrec-bench tokenize`) instead of building one
+    tree_file: str = ""  # category-path file (`genrec-bench tokenize --tree-out`) instead of building the tree
     history_repr: str = "codes"  # codes (sum of path-token embeddings) | id_codes (+ item-id embedding)
     cache_history: bool = True  # history block does not attend to the target (paper: fully bidirectional)
     max_history: int = 0  # 0 = data.max_history
@@ -384,23 +393,37 @@ class MindRec:
         self.net_ = MindRecNet(self.cfg, self.paths_, sizes, self.max_history_).to(device)
         self.device_ = device
 
-    def item_paths(self, data: SplitData) -> tuple[torch.Tensor, tuple[int, ...], int]:
-        """Each item's target path: category path (coarse -> fine) then its unique semantic ID."""
-        ids = build_semantic_ids(data, self.cfg.tokenizer())
-        print(format_health(ids), file=sys.stderr)
+    def semantic_ids(self, data: SplitData) -> SemanticIds:
+        """The identifier part of every path: read from `sid_file`, else built from the sid_* keys."""
+        if self.cfg.sid_file:
+            return read_sid_table(self.cfg.sid_file, data)
+        return build_semantic_ids(data, self.cfg.tokenizer())
+
+    def category_tree(self, data: SplitData) -> CategoryTree:
+        """The category part: read from `tree_file`, else built from the tree_* keys (k-means item
+        vectors are built only when the tree needs them)."""
+        if self.cfg.tree_file:
+            return read_tree_table(self.cfg.tree_file, data)
         tree_cfg = self.cfg.tree()
-        if tree_cfg.source in ("auto", "kmeans"):  # vectors are only built when k-means needs them
+        if tree_cfg.source in ("auto", "kmeans"):
             source = resolve_source(data, tree_cfg, np.zeros((data.n_items, 0)))
             tree_cfg = replace(tree_cfg, source=source)
         vectors = (item_features(data, self.cfg.sid_features, self.cfg.sid_seed) if tree_cfg.source == "kmeans"
                    else None)
-        tree = build_category_tree(data, tree_cfg, vectors)
+        return build_category_tree(data, tree_cfg, vectors)
+
+    def item_paths(self, data: SplitData) -> tuple[torch.Tensor, tuple[int, ...], int]:
+        """Each item's target path: category path (coarse -> fine) then its unique semantic ID."""
+        ids = self.semantic_ids(data)
+        print(format_health(ids), file=sys.stderr)
+        tree = self.category_tree(data)
         print(tree.format_stats(), file=sys.stderr)
         if ids.codes.shape[0] != data.n_items or tree.paths.shape[0] != data.n_items:
             raise GenrecError(f"semantic ids / category tree cover {ids.codes.shape[0]} / {tree.paths.shape[0]} "
                               f"items but the split has {data.n_items}")
         self.info_ = {"semantic_ids": ids.source, "sid_sizes": list(ids.sizes), "sid_health": ids.health,
-                      "tree_source": tree.source, "tree_sizes": list(tree.sizes), "tree_stats": tree.stats()}
+                      "sid_digest": ids.digest, "tree_source": tree.source, "tree_sizes": list(tree.sizes),
+                      "tree_stats": tree.stats(), "tree_digest": tree_digest(tree)}
         paths = torch.cat([tree.paths.long(), ids.codes.long()], dim=1)
         return paths, (*tree.sizes, *ids.sizes), tree.paths.shape[1]
 

@@ -62,6 +62,7 @@ from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_codes
 from genrec_bench.decoding.trie import PrefixTrie, build_trie
 from genrec_bench.errors import GenrecError
+from genrec_bench.items.id_tables import read_sid_table
 from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfig, build_semantic_ids, format_health
 from genrec_bench.runtime import resolve_device
 
@@ -98,6 +99,8 @@ class TigerConfig:
     sid_levels: int = 3
     sid_codebook: int = 256
     sid_seed: int = 0
+    sid_file: str = ""  # semantic-ID table file (`genrec-bench tokenize`) instead of building one; the sid_* keys
+    #                     above are then unused
     repeat_bias: bool = True  # learned per-level offset for codes leading back to a history item
     constrained_softmax: bool = True  # softmax over the trie's valid children (paper: whole vocabulary)
     item_head: bool = False  # score the last levels by item embeddings (needs constrained_softmax)
@@ -426,12 +429,18 @@ class Tiger:
         self.trie_ = trie.to(device)
         self.device_ = device
 
+    def semantic_ids(self, data: SplitData) -> SemanticIds:
+        """The item ids a fit on `data` uses: read from `sid_file`, else built from the sid_* keys."""
+        if self.cfg.sid_file:
+            return read_sid_table(self.cfg.sid_file, data)
+        return build_semantic_ids(data, self.cfg.tokenizer())
+
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
         from genrec_bench.evaluate import validation_ndcg
         from genrec_bench.training import train
 
         start = time.perf_counter()
-        ids: SemanticIds = build_semantic_ids(data, self.cfg.tokenizer())
+        ids = self.semantic_ids(data)
         print(format_health(ids), file=sys.stderr)
         if ids.codes.shape[0] != data.n_items:
             raise GenrecError(f"semantic ids cover {ids.codes.shape[0]} items but the split has {data.n_items}")
@@ -470,7 +479,10 @@ class Tiger:
         paper = {k: v for k, v in PRESETS["paper"].items() if self.cfg.size(k) != v}
         if paper:
             out.append("model size " + ", ".join(f"{k}={self.cfg.size(k)} (paper: {v})" for k, v in paper.items()))
-        if self.cfg.sid_method != "rqvae":
+        if self.cfg.sid_file:
+            out.append(f"sid_file={self.cfg.sid_file}: ids from a table file (paper: rqvae over Sentence-T5 text "
+                       "embeddings)")
+        elif self.cfg.sid_method != "rqvae":
             out.append(f"sid_method={self.cfg.sid_method} (paper: rqvae over Sentence-T5 text embeddings)")
         out.append("no user-id token (paper: hashed user id)")
         if self.cfg.constrained_softmax:

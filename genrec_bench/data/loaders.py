@@ -338,7 +338,7 @@ def read_unisrec_text(text_path: Path, index_path: Path) -> dict[str, str]:
 
 
 def read_semantic_ids(path: Path, id_offset: int = 0) -> dict[str, list[str]]:
-    """LETTER-style `{"0": ["<a_1>", "<b_2>", ...]}`; raw id = key + `id_offset`."""
+    """LETTER-style `{"0": ["<a_1>", "<b_2>", ...]}`; raw id = key + `id_offset` (any key when the offset is 0)."""
     data = _read_json(path)
     if not isinstance(data, dict):
         raise GenrecError("expected a JSON object {item: [code tokens]}", path=path)
@@ -347,7 +347,7 @@ def read_semantic_ids(path: Path, id_offset: int = 0) -> dict[str, list[str]]:
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
             raise GenrecError(f"item {key!r}: expected a non-empty list of code strings", path=path)
         try:
-            raw = str(int(key) + id_offset)
+            raw = str(int(key) + id_offset) if id_offset else key
         except ValueError:
             raise GenrecError(f"item key {key!r} is not an integer", path=path) from None
         out[raw] = codes

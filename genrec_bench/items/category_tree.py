@@ -172,9 +172,15 @@ def assemble(labels: np.ndarray, vocab: list[str], source: str) -> CategoryTree:
     `labels` [N, D] holds indices into `vocab` (-1 = no category at this level; -1 must be a
     suffix). A node is the pair (parent node, label), so equal labels under different parents are
     different nodes and a <none> pad is a child of the item's last real node. Node ids are sorted
-    by (parent, label), so the children of a parent are contiguous.
+    by (parent, name), so the children of a parent are contiguous and the numbering depends on the
+    names alone: a tree read back from its written category paths is the same tree.
     """
     n, depth = labels.shape
+    by_name = sorted(range(len(vocab)), key=vocab.__getitem__)
+    rank = np.empty(len(vocab), dtype=np.int64)
+    rank[by_name] = np.arange(len(vocab))
+    labels = np.where(labels < 0, -1, rank[np.maximum(labels, 0)]) if len(vocab) else labels
+    vocab = [vocab[i] for i in by_name]
     vocab_arr = np.array([*vocab, NONE_NAME], dtype=object)
     pad_code = len(vocab)
     codes = np.where(labels < 0, pad_code, labels)

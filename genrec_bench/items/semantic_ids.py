@@ -157,11 +157,16 @@ def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
     if missing:
         raise GenrecError(f"precomputed semantic ids of dataset '{data.name}' miss {len(missing)} of "
                           f"{len(raw_ids)} items (first: {', '.join(missing[:5])})")
-    rows = [table[r] for r in raw_ids]
+    codes = parse_letter([table[r] for r in raw_ids], raw_ids, f"precomputed semantic ids of '{data.name}'")
+    return codes, tuple(int(c) + 1 for c in codes.max(axis=0))
+
+
+def parse_letter(rows: list[list[str]], raw_ids: list[str], where: str) -> np.ndarray:
+    """[N, depth] int64 codes of LETTER token rows; every row must have the first row's depth."""
     depth = len(rows[0])
     bad = next((r for r, row in zip(raw_ids, rows, strict=True) if len(row) != depth), None)
     if bad is not None:
-        raise GenrecError(f"precomputed semantic ids of item {bad!r} have {len(table[bad])} tokens; "
+        raise GenrecError(f"{where}: item {bad!r} has {len(rows[raw_ids.index(bad)])} tokens; "
                           f"expected {depth} like the first item")
     tokens = pl.Series([t for row in rows for t in row])  # [N * depth], row-major
     parts = tokens.str.extract_groups(_LETTER_TOKEN.pattern).struct.unnest()
@@ -169,10 +174,17 @@ def letter_codes(data: SplitData) -> tuple[np.ndarray, tuple[int, ...]]:
     bad = parts["1"].is_null().to_numpy() | (parts["1"].fill_null("").to_numpy() != expected)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise GenrecError(f"precomputed semantic id token {tokens[i]!r} of item {raw_ids[i // depth]!r} is not "
+        raise GenrecError(f"{where}: token {tokens[i]!r} of item {raw_ids[i // depth]!r} is not "
                           f"of the form '<{expected[i]}_123>' (level {i % depth})")
-    codes = parts["2"].cast(pl.Int64).to_numpy(writable=True).reshape(len(rows), depth)
-    return codes, tuple(int(c) + 1 for c in codes.max(axis=0))
+    return parts["2"].cast(pl.Int64).to_numpy(writable=True).reshape(len(rows), depth)
+
+
+def letter_tokens(codes: np.ndarray) -> list[list[str]]:
+    """LETTER tokens of a code table: level l's code c is '<{letter l}_{c}>' (the inverse of `parse_letter`)."""
+    if codes.shape[1] > 26:
+        raise GenrecError(f"LETTER tokens name at most 26 levels; this table has {codes.shape[1]}")
+    letters = [chr(ord("a") + lv) for lv in range(codes.shape[1])]
+    return [[f"<{letters[lv]}_{c}>" for lv, c in enumerate(row)] for row in codes.tolist()]
 
 
 def build_semantic_ids(data: SplitData, cfg: TokenizerConfig, cache: bool = True) -> SemanticIds:
