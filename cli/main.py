@@ -308,15 +308,20 @@ def compare(
 
     Example: genrec-bench compare 3f2a9c1b0d4e 77c0e1a2b3f4
     """
-    from genrec_bench.report import compare_runs
+    from genrec_bench.report import compare_runs, different_id_tables
     from genrec_bench.results import find_record, results_dir
 
     root = results_dir(results)
     a, b = find_record(run_a, root), find_record(run_b, root)
     rows = compare_runs(a, b, tuple(a.ks))
+    mixed = different_id_tables(a.id_table, b.id_table)
     if as_json:
-        _emit_json({"a": a.label, "b": b.label, "comparisons": [vars(r) for r in rows]})
+        _emit_json({"a": a.label, "b": b.label, "id_tables": [a.id_table, b.id_table],
+                    "different_id_tables": mixed, "comparisons": [vars(r) for r in rows]})
         return
+    if mixed:
+        _warn([f"A and B rank with different semantic-ID tables ({a.id_table} vs {b.id_table}): the difference "
+               "mixes the model with its tokenisation"])
     table = Table("metric", a.label, b.label, "A - B", "95% CI", "p-value", title=f"{a.label} vs {b.label}")
     for r in rows:
         table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",

@@ -14,6 +14,7 @@ import html
 import json
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import reduce
 from importlib import resources
@@ -33,9 +34,12 @@ from genrec_bench.results import RunRecord
 FORMATS = ("table", "markdown", "html", "json")
 SIG_METRIC = "ndcg@10"
 CONFIDENCE = 0.95
+ID_MARK = "†"
 LEGEND = ("± = half-width of a 95% interval: bootstrap over users for one seed, t-interval over seed means "
           "for several. p = two-sided paired t-test against the best row on {metric}, on the users both "
-          "rows share, per-user values averaged over seeds. Best value per column in bold.")
+          "rows share, per-user values averaged over seeds; " + ID_MARK + " = the two rows rank with "
+          "different semantic-ID tables. short@k = users whose list had fewer than k items. Best value per "
+          "column in bold.")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class BoardRow:
     users_per_second: float  # mean over seeds that measured it; 0 = unknown
     fit_seconds: float
     curves: list[Curve]
+    id_table: str = ""  # RunRecord.id_table of its seeds ("" = no semantic ids); seeds on several tables: ", "-joined
+    short_lists: int | None = None  # users (summed over seeds) with fewer than max(ks) items; None = not recorded
+    versions: dict[str, str] = field(default_factory=dict)  # RunRecord.versions; differing seeds ", "-joined
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
             else:
                 notes.append(f"{label} shares no evaluated user with {best_label}: no paired test")
         speeds = [r.users_per_second for r in runs if r.users_per_second > 0]
+        short = [r.short_lists.get(str(ks[-1])) for r in runs]
         rows.append(BoardRow(
             label=label, model=runs[0].model, seeds=[r.seed for r in runs], n_users=len(users),
             interval=interval,
@@ -167,8 +175,24 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
             p_value=test.p_value if test else None, diff=test.diff if test else None, n_paired=n_paired,
             users_per_second=float(np.mean(speeds)) if speeds else 0.0,
             fit_seconds=float(np.mean([float(r.fit.get("seconds", 0.0)) for r in runs])),
-            curves=[c for c in map(_curve, runs) if c.epochs]))
+            curves=[c for c in map(_curve, runs) if c.epochs],
+            id_table=_joined(r.id_table for r in runs),
+            short_lists=None if None in short else int(sum(short)),  # type: ignore[arg-type]
+            versions={k: _joined(r.versions.get(k, "") for r in runs) for k in runs[0].versions}))
+    tables = {row.id_table for row in rows if row.id_table}
+    if len(tables) > 1:
+        notes.append(f"rows use {len(tables)} semantic-ID tables ({'; '.join(sorted(tables))}): a difference "
+                     f"between them mixes the model with its tokenisation ({ID_MARK} on p)")
     return DatasetBoard(dataset, split, fp, ks, columns, sig, best_label, rows, refs, notes)
+
+
+def _joined(values: Iterable[str]) -> str:
+    return ", ".join(dict.fromkeys(values))
+
+
+def different_id_tables(a: str, b: str) -> bool:
+    """Two rows' rankings came from different tokenisations (an unshipped table is never known equal)."""
+    return bool(a) and bool(b) and (a != b or "unshipped" in a)
 
 
 def _per_user_sorted(rec: RunRecord, ks: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -265,7 +289,9 @@ def _fmt_p(board: DatasetBoard, row: BoardRow) -> str:
         return "best"
     if row.p_value is None:
         return "–"
-    return "<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}"
+    best = next(r for r in board.rows if r.label == board.best_label)
+    mark = ID_MARK if different_id_tables(row.id_table, best.id_table) else ""
+    return ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}") + mark
 
 
 def _ref_columns(refs: list[Reference]) -> list[str]:
@@ -278,12 +304,17 @@ def _metric_order(name: str) -> tuple[int, int, str]:
 
 
 def _header(board: DatasetBoard) -> list[str]:
-    return ["model", "seed(s)", "users", *map(metric_title, board.columns),
-            f"p vs best ({metric_title(board.sig_metric)})"]
+    return [*_head_names(board), *map(metric_title, board.columns), f"p vs best ({metric_title(board.sig_metric)})"]
+
+
+def _head_names(board: DatasetBoard) -> list[str]:
+    return ["model", "seed(s)", "users", f"short@{board.ks[-1]}", "id table"]
 
 
 def _row_head(row: BoardRow) -> list[str]:
-    return [row.label, ",".join(map(str, row.seeds)), str(row.n_users)]
+    """Label, seeds, users, users with a list shorter than the largest k ("?" = not recorded), id table."""
+    short = "?" if row.short_lists is None else str(row.short_lists)
+    return [row.label, ",".join(map(str, row.seeds)), str(row.n_users), short, row.id_table or "–"]
 
 
 def _render_markdown(boards: list[DatasetBoard]) -> str:
@@ -366,6 +397,7 @@ class _TerminalBoard:
             if max(Measurement.get(console, unbounded, t).maximum for t in tables) <= options.max_width:
                 break
         yield from tables
+        yield self._facts()
         yield Text("\n".join([*self.board.notes, LEGEND.format(metric=metric_title(self.board.sig_metric))]),
                    style="dim")
         yield Text("")
@@ -383,7 +415,17 @@ class _TerminalBoard:
         for row in board.rows:
             cells = [Text("\n".join(_fmt_cell(row.cells[c])), style="bold green" if row.cells[c].best else "")
                      for c in metrics]
-            table.add_row(*map(Text, _row_head(row)), *([Text(_fmt_p(board, row))] if first else []), *cells)
+            table.add_row(*map(Text, _row_head(row)[:3]), *([Text(_fmt_p(board, row))] if first else []), *cells)
+        return table
+
+    def _facts(self) -> Table:
+        """Short lists and id tables in a table of their own, so the metric tables keep their width."""
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        for name in (_head_names(self.board)[0], *_head_names(self.board)[3:]):
+            table.add_column(name, justify="right" if name.startswith("short") else "left")
+        for row in self.board.rows:
+            head = _row_head(row)
+            table.add_row(*map(Text, (head[0], *head[3:])))
         return table
 
 

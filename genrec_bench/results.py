@@ -57,12 +57,38 @@ class RunRecord:
     users_per_second: float = 0.0
     env: dict = field(default_factory=dict)
     suite: str = ""
+    short_lists: dict = field(default_factory=dict)  # {"k": users whose list had fewer than k items}; {} = unknown
     created: str = ""  # ISO 8601, UTC
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         if not self.label:
             self.label = self.model
+
+    @property
+    def id_table(self) -> str:
+        """Which tokenisation the model ranked with: "" for a model without semantic ids.
+
+        A recorded digest names its table exactly. Records made before digests were recorded say
+        `letter` (LETTER's file, the same on any machine) or `unshipped` (built by k-means on the
+        machine that trained it, and not reproducible on another processor); a MindRec row adds its
+        category tree the same way (`named`/`subsumption` trees involve no floating point).
+        """
+        extra = self.fit.get("extra", {})
+        if not isinstance(extra, dict) or "semantic_ids" not in extra:
+            return ""
+        ids = str(extra.get("sid_digest") or ("letter" if extra["semantic_ids"] == "letter" else "unshipped"))
+        if "tree_source" not in extra or extra["tree_source"] == "none":
+            return ids
+        tree = str(extra.get("tree_digest") or (extra["tree_source"] if extra["tree_source"] in ("named", "subsumption")
+                                                else "unshipped"))
+        return f"{ids}+tree {tree}"
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The library versions and commit a record was evaluated with (`env`), as strings."""
+        keys = ("genrec_bench", "git_commit", "python", "torch", "numpy", *NUMERIC_PACKAGES)
+        return {k: str(self.env[k]) for k in keys if k in self.env}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only: numpy scalars/arrays and tuples from the caller become ints/floats/lists."""
@@ -119,7 +145,9 @@ _FIELD_CHECKS = {
     "users": _int_list, "ranks": _int_list, "config": lambda v: isinstance(v, dict),
     "label": lambda v: isinstance(v, str), "fit": lambda v: isinstance(v, dict),
     "eval_seconds": _is_num, "users_per_second": _is_num, "env": lambda v: isinstance(v, dict),
-    "suite": lambda v: isinstance(v, str), "created": lambda v: isinstance(v, str), "schema": _is_int,
+    "suite": lambda v: isinstance(v, str),
+    "short_lists": lambda v: isinstance(v, dict) and all(map(_is_int, v.values())),
+    "created": lambda v: isinstance(v, str), "schema": _is_int,
 }
 
 

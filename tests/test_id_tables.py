@@ -161,3 +161,23 @@ def test_mindrec_trains_on_written_ids_and_tree(seq_file: Path, tmp_path: Path, 
     assert (extra["sid_digest"], extra["tree_digest"]) == (info["sid_digest"], info["tree_digest"])
     assert extra["tree_source"] == "file(tree.json)"
 
+
+def test_compare_flags_runs_on_different_id_tables(tmp_path: Path, capsys, monkeypatch) -> None:
+    from genrec_bench.results import RunRecord, write_record
+
+    def rec(run_id: str, extra: dict) -> RunRecord:
+        return RunRecord(run_id=run_id, model="tiger", dataset="d", split="test", fingerprint="fp", seed=0,
+                         ks=[1, 10], metrics={}, users=[0, 1, 2], ranks=[1, 0, 3], config={}, fit={"extra": extra})
+
+    root = tmp_path / "results"
+    for r in (rec("aaa", {"semantic_ids": "file(x)", "sid_digest": "d1"}),
+              rec("bbb", {"semantic_ids": "file(y)", "sid_digest": "d2"}),
+              rec("ccc", {"semantic_ids": "file(x)", "sid_digest": "d1"})):
+        write_record(r, root)
+    code, out, err = run_cli(["compare", "aaa", "bbb", "--results", str(root), "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["different_id_tables"] is True
+    code, _, err = run_cli(["compare", "aaa", "bbb", "--results", str(root)], capsys, monkeypatch)
+    assert "different semantic-ID tables (d1 vs d2)" in " ".join(err.split())
+    code, out, _ = run_cli(["compare", "aaa", "ccc", "--results", str(root), "--json"], capsys, monkeypatch)
+    assert json.loads(out)["different_id_tables"] is False

@@ -184,7 +184,8 @@ def test_terminal_table_fits_without_truncating(width: int) -> None:
     assert "tiger[letter]" in out and "best" in out and "…" not in out  # bracketed labels survive rich markup
     assert all(h in out for h in ("Hit@1", "Hit@10", "NDCG@5", "NDCG@10", "MRR", "0.5272", "±0.1586"))
     assert max(map(len, out.splitlines())) <= width
-    tables = sum(line.startswith(" model ") for line in out.splitlines())
+    assert "short@10" in out and "id table" in out  # in a table of their own
+    tables = sum(line.startswith(" model ") and "seed(s)" in line for line in out.splitlines())
     assert (tables == 2) == (width == 250)  # two boards: one table each when wide, split over several when narrow
 
 
@@ -275,3 +276,49 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert "<svg" in out.stdout
     _check_dom(out.stdout)
     shutil.rmtree(tmp_path / "p", ignore_errors=True)
+
+
+def with_ids(rec: RunRecord, semantic_ids: str, digest: str | None = None, **tree: str) -> RunRecord:
+    rec.fit["extra"] = {"semantic_ids": semantic_ids, **({"sid_digest": digest} if digest else {}), **tree}
+    return rec
+
+
+def test_id_table_names_the_tokenisation_of_every_record_kind() -> None:
+    assert record("sasrec", GOOD).id_table == ""
+    assert with_ids(record("t", GOOD), "file(x.json)", "abc123").id_table == "abc123"
+    assert with_ids(record("t", GOOD), "letter").id_table == "letter"  # older record, LETTER's file
+    assert with_ids(record("t", GOOD), "rkmeans(attributes)").id_table == "unshipped"
+    mindrec = with_ids(record("m", GOOD), "letter", tree_source="kmeans")
+    assert mindrec.id_table == "letter+tree unshipped"
+    assert with_ids(record("m", GOOD), "x", "abc", tree_source="file(t)", tree_digest="d1").id_table == "abc+tree d1"
+    assert with_ids(record("m", GOOD), "x", "abc", tree_source="subsumption").id_table == "abc+tree subsumption"
+
+
+def test_rows_on_different_id_tables_are_marked() -> None:
+    best = with_ids(record("tiger", GOOD), "file(a)", "aaa")
+    same = with_ids(record("tiger[b]", SHARP), "file(a)", "aaa")
+    other = with_ids(record("tiger[c]", WEAK), "rkmeans(attributes)")  # unshipped: never known equal
+    (board,) = leaderboard([best, same, other, record("sasrec", WEAK)])
+    text = render([board], "markdown")
+    rows = {line.split(" | ")[0].strip("| *"): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["tiger[c]"].endswith("† |") and not rows["tiger[b]"].endswith("† |")
+    assert not rows["sasrec"].endswith("† |")  # no semantic ids: nothing to mix up
+    assert " | aaa | " in rows["tiger[b]"] and " | unshipped | " in rows["tiger[c]"]
+    assert any("rows use 2 semantic-ID tables (aaa; unshipped)" in n for n in board.notes)
+    (single,) = leaderboard([best, same])
+    assert not any("semantic-ID tables" in n for n in single.notes)
+
+
+def test_short_lists_and_versions_reach_the_report() -> None:
+    a, b = record("tiger", GOOD), record("tiger", SHARP, seed=1)
+    a.short_lists, b.short_lists = {"10": 2, "5": 1}, {"10": 3, "5": 0}
+    a.env = {"torch": "2.13.0", "numpy": "2.4.6", "hostname": "x"}
+    b.env = {"torch": "2.13.0", "numpy": "2.5.0"}
+    old = record("sasrec", WEAK)
+    (board,) = leaderboard([a, b, old])
+    tiger = next(r for r in board.rows if r.label == "tiger")
+    assert tiger.short_lists == 5 and next(r for r in board.rows if r.label == "sasrec").short_lists is None
+    doc = json.loads(render([board], "json"))
+    row = next(r for r in doc["boards"][0]["rows"] if r["label"] == "tiger")
+    assert row["versions"] == {"torch": "2.13.0", "numpy": "2.4.6, 2.5.0"}
+    assert row["short_lists"] == 5
