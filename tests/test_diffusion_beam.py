@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from genrec_bench.decoding.diffusion_beam import SearchConfig, build_path_index, diffusion_beam_search
+from genrec_bench.decoding.diffusion_beam import ORDERS, SearchConfig, build_path_index, diffusion_beam_search
 
 NEG = float("-inf")
 
@@ -86,99 +86,155 @@ def test_wide_beam_equals_exhaustive_search(depth: int, order: str, per_step: in
         assert (got[len(paths):] == -1).all() and torch.isinf(res.scores[u, len(paths):]).all()
 
 
-@pytest.mark.parametrize("order", ["confidence", "left_to_right", "random"])
-def test_narrow_beam_returns_valid_unique_items_following_the_tree(order: str) -> None:
-    paths, sizes = toy_catalogue()
-    model = ToyModel(sizes, seed=3)
-    index = build_path_index(paths, sizes, 2)
-    for beam in (1, 3, 5):
-        res = diffusion_beam_search(model, index, 3, k=6, cfg=SearchConfig(beam_width=beam, order=order))
-        assert res.items.shape == (3, 6)
-        for row in res.items:
-            real = row[row >= 0]
-            # partial paths reached in different orders merge, so a beam can end with fewer items
-            assert 1 <= len(real) <= min(beam, 6) and len(set(real.tolist())) == len(real)
-            assert (row[len(real):] == -1).all()
-            assert (paths[real, 1] // 2 == paths[real, 0]).all()  # child belongs to its parent
-        assert (res.scores[:, 1:] <= res.scores[:, :-1]).all()
-        assert torch.isfinite(res.scores[res.items >= 0]).all() and torch.isinf(res.scores[res.items < 0]).all()
+def wide_catalogue() -> tuple[torch.Tensor, tuple[int, ...]]:
+    """40 items under 2 leaves (depth 1) with 3 identifier codes of 3 values: many shared codes and nested sets."""
+    g = torch.Generator().manual_seed(5)
+    combos = torch.tensor(list(itertools.product(range(2), range(3), range(3), range(3))))
+    return combos[torch.randperm(len(combos), generator=g)[:40]], (2, 3, 3, 3)
 
 
-def test_merging_determined_paths_frees_beams_for_more_items() -> None:
+def assert_full_valid_lists(res, paths: torch.Tensor, k: int) -> None:
+    assert res.items.shape[1] == k
+    for row in res.items:
+        assert (row >= 0).all() and len(set(row.tolist())) == k and (row < len(paths)).all()
+    assert torch.isfinite(res.scores).all() and (res.scores[:, 1:] <= res.scores[:, :-1]).all()
+
+
+@pytest.mark.parametrize("catalogue", ["toy", "toy_no_tree", "wide"])
+@pytest.mark.parametrize("order,per_step,renormalise,diversity", [
+    ("confidence", 1, True, 0.0), ("confidence", 1, False, 0.0), ("left_to_right", 1, True, 0.0),
+    ("random", 1, True, 0.0), ("confidence", 2, True, 0.0), ("confidence", 1, True, 2.0)])
+def test_every_beam_width_at_least_k_fills_the_list(catalogue: str, order: str, per_step: int, renormalise: bool,
+                                                    diversity: float) -> None:
+    """k distinct real items for every user whenever the catalogue holds k items and the beam is >= k."""
+    paths, sizes = {"toy": lambda: toy_catalogue(2), "toy_no_tree": lambda: toy_catalogue(0),
+                    "wide": wide_catalogue}[catalogue]()
+    depth = len(sizes) - 2 if catalogue != "wide" else 1
+    index = build_path_index(paths, sizes, depth)
+    for seed in range(3):
+        model = ToyModel(sizes, seed=seed)
+        for k in (1, 3, 7, len(paths)):
+            for beam in {k, k + 1, k + 3}:
+                cfg = SearchConfig(beam_width=beam, order=order, tokens_per_step=per_step, renormalise=renormalise,
+                                   diversity=diversity, seed=seed)
+                res = diffusion_beam_search(model, index, 3, k, cfg)
+                assert_full_valid_lists(res, paths, k)
+                if catalogue == "toy":
+                    real = res.items.flatten()
+                    assert (paths[real, 1] // 2 == paths[real, 0]).all()  # child belongs to its parent
+
+
+def test_lists_are_padded_only_when_the_catalogue_is_smaller_than_k() -> None:
+    paths, sizes = toy_catalogue()
+    res = diffusion_beam_search(ToyModel(sizes), build_path_index(paths, sizes, 2), 3, len(paths) + 2,
+                                SearchConfig(beam_width=len(paths) + 2, renormalise=True))
+    assert (res.items[:, : len(paths)] >= 0).all() and (res.items[:, len(paths):] == -1).all()
+    assert torch.isinf(res.scores[:, len(paths):]).all()
+
+
+def consistent(paths: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    return ((paths == state) | (state < 0)).all(dim=1)
+
+
+def close(paths: torch.Tensor, state: torch.Tensor, depth: int) -> None:
+    """Commit, in place, every masked identifier position all consistent items agree on."""
+    agree = paths[consistent(paths, state)]
+    for pos in range(depth, paths.shape[1]):
+        if state[pos] < 0 and len(agree[:, pos].unique()) == 1:
+            state[pos] = agree[0, pos]
+
+
+def renormalised(model: ToyModel, paths: torch.Tensor, user: int, state: torch.Tensor,
+                 pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs at `pos` and their normaliser over the tokens consistent items hold there."""
+    logp = model(torch.tensor([user]), state[None])[0, pos]
+    tok = paths[consistent(paths, state)][:, pos].unique()
+    return logp, torch.logsumexp(logp[tok], 0)
+
+
+def exhaustive_closed(model: ToyModel, paths: torch.Tensor, depth: int, user: int, order: str) -> torch.Tensor:
+    """Best renormalised score of every item over all commit orders, forced tokens committed at once."""
+    p_len = paths.shape[1]
+    perms = [tuple(range(depth, p_len))] if order == "left_to_right" else list(itertools.permutations(
+        range(depth, p_len)))
+    best = torch.full((len(paths),), NEG)
+    for n, path in enumerate(paths):
+        for perm in perms:
+            state, total = torch.full((p_len,), -1), 0.0
+            for pos in list(range(depth)) + list(perm):
+                if pos >= depth:
+                    close(paths, state, depth)
+                if state[pos] >= 0:
+                    continue
+                logp, norm = renormalised(model, paths, user, state, pos)
+                total += float(logp[path[pos]] - norm)
+                state[pos] = path[pos]
+            best[n] = max(best[n], total)
+    return best
+
+
+@pytest.mark.parametrize("depth", [2, 0])
+@pytest.mark.parametrize("order", ["confidence", "left_to_right"])
+def test_renormalised_wide_beam_equals_exhaustive_search_over_closed_orders(depth: int, order: str) -> None:
+    paths, sizes = toy_catalogue(depth)
+    model = ToyModel(sizes, seed=2)
+    index = build_path_index(paths, sizes, depth)
+    cfg = SearchConfig(beam_width=200, order=order, merge_determined=False, renormalise=True)
+    res = diffusion_beam_search(model, index, n_users=3, k=len(paths), cfg=cfg)
+    for u in range(3):
+        want = exhaustive_closed(model, paths, depth, u, order)
+        assert (res.items[u] >= 0).all()
+        torch.testing.assert_close(res.scores[u], want[res.items[u]], atol=1e-5, rtol=0)
+        torch.testing.assert_close(res.scores[u], torch.sort(want, descending=True).values, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("renormalise", [True, False])
+def test_left_to_right_item_scores_do_not_depend_on_the_beam_width(renormalise: bool) -> None:
+    """One order gives each item one path, so a returned item's score is its path score at any width."""
+    paths, sizes = wide_catalogue()
+    model = ToyModel(sizes, seed=4)
+    index = build_path_index(paths, sizes, 1)
+    exact = diffusion_beam_search(model, index, 3, len(paths), SearchConfig(
+        beam_width=len(paths), order="left_to_right", renormalise=renormalise))
+    for beam in (3, 5, 10, 20):
+        res = diffusion_beam_search(model, index, 3, 3, SearchConfig(
+            beam_width=beam, order="left_to_right", renormalise=renormalise))
+        for u in range(3):
+            ref = dict(zip(exact.items[u].tolist(), exact.scores[u].tolist(), strict=True))
+            torch.testing.assert_close(res.scores[u], torch.tensor([ref[i] for i in res.items[u].tolist()]),
+                                       atol=1e-5, rtol=0)
+
+
+def test_renormalised_search_never_queries_the_model_for_dead_or_pinned_beams() -> None:
+    """Under renormalisation a beam left with one consistent item is complete: no model row is spent on it."""
+    paths, sizes = wide_catalogue()
+    seen: list[torch.Tensor] = []
+    model = ToyModel(sizes, seed=1)
+
+    def recording(users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        seen.append(tokens)
+        return model(users, tokens)
+
+    index = build_path_index(paths, sizes, 1)
+    for order in ORDERS:
+        diffusion_beam_search(recording, index, 3, 8, SearchConfig(beam_width=8, order=order, renormalise=True))
+    states = torch.cat(seen)
+    held = ((paths[None] == states[:, None]) | (states[:, None] < 0)).all(dim=2).sum(dim=1)
+    assert (held >= 2).all() and (states < 0).any(dim=1).all()
+
+
+def test_merging_frees_beams_that_plain_partial_path_keys_waste_on_one_item() -> None:
     paths, sizes = toy_catalogue()
     index = build_path_index(paths, sizes, 2)
-    gains = []
+    short = 0
     for seed in range(4):
         model = ToyModel(sizes, seed=seed)
-        for beam in (5, 8):
-            plain = diffusion_beam_search(model, index, 3, 8, SearchConfig(beam_width=beam, merge_determined=False))
-            merged = diffusion_beam_search(model, index, 3, 8, SearchConfig(beam_width=beam))
-            assert (merged.items >= 0).sum() >= (plain.items >= 0).sum()
-            gains.append(int((merged.items >= 0).sum() - (plain.items >= 0).sum()))
-            for row in merged.items:
-                real = row[row >= 0]
-                assert len(set(real.tolist())) == len(real)
-    assert max(gains) > 0
-
-
-def test_category_phase_only_offers_children_of_the_chosen_parent() -> None:
-    paths, sizes = toy_catalogue()
-    index = build_path_index(paths, sizes, 2)
-    parent_of_child = torch.full((4,), -1)
-    parent_of_child[paths[:, 1]] = paths[:, 0]
-    for parent in range(2):
-        allowed = index.child_allowed[1][parent]
-        assert (parent_of_child[allowed] == parent).all()
-        assert allowed.sum() == (paths[paths[:, 0] == parent, 1].unique().numel())
-
-
-def test_model_prefers_a_nonexistent_item_but_search_only_returns_real_ones() -> None:
-    paths = torch.tensor([[0, 0], [1, 1]])  # (0, 1) and (1, 0) do not exist
-    sizes = (2, 2)
-
-    def fn(users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        logp = torch.log(torch.tensor([[0.9, 0.1], [0.1, 0.9]]))  # best path (0, 1) is not an item
-        return logp.expand(len(users), 2, 2)
-
-    res = diffusion_beam_search(fn, build_path_index(paths, sizes, 0), 1, k=3,
-                                cfg=SearchConfig(beam_width=2, order="left_to_right"))
-    assert set(res.items[0, :2].tolist()) == {0, 1} and res.items[0, 2] == -1
-
-
-def test_diversity_penalty_fires_and_changes_the_list() -> None:
-    # Two codes; the model loves code 0 at position 0, so plain beams all share it.
-    paths = torch.tensor([[a, b] for a in range(3) for b in range(3)])
-    sizes = (3, 3)
-    base = torch.log(torch.tensor([[0.8, 0.15, 0.05], [0.4, 0.35, 0.25]]))
-
-    def fn(users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return base.expand(len(users), 2, 3)
-
-    index = build_path_index(paths, sizes, 0)
-    plain = diffusion_beam_search(fn, index, 1, 3, SearchConfig(beam_width=3, order="left_to_right"))
-    diverse = diffusion_beam_search(fn, index, 1, 3, SearchConfig(beam_width=3, order="left_to_right",
-                                                                 diversity=5.0))
-    first_codes = lambda items: set(paths[items[0], 0].tolist())  # noqa: E731
-    assert first_codes(plain.items) == {0}
-    assert len(first_codes(diverse.items)) > 1
-    assert not torch.equal(plain.items, diverse.items)
-
-
-def test_random_order_is_reproducible_and_tokens_per_step_cuts_model_calls() -> None:
-    paths, sizes = toy_catalogue()
-    index = build_path_index(paths, sizes, 2)
-    model = ToyModel(sizes)
-    a = diffusion_beam_search(model, index, 3, 4, SearchConfig(beam_width=4, order="random", seed=7))
-    b = diffusion_beam_search(model, index, 3, 4, SearchConfig(beam_width=4, order="random", seed=7))
-    assert torch.equal(a.items, b.items)
-    fast = diffusion_beam_search(model, index, 3, 4, SearchConfig(beam_width=4, tokens_per_step=3))
-    assert fast.model_calls == 2 and a.model_calls == 4
-    assert (fast.items >= 0).all()
-
-
-def test_path_index_rejects_duplicate_paths() -> None:
-    with pytest.raises(ValueError, match="unique"):
-        build_path_index(torch.tensor([[0, 1], [0, 1]]), (2, 2), 0)
+        for beam in (3, 5, 8):
+            plain = diffusion_beam_search(model, index, 3, beam, SearchConfig(beam_width=beam, merge_determined=False))
+            merged = diffusion_beam_search(model, index, 3, beam, SearchConfig(beam_width=beam))
+            assert_full_valid_lists(merged, paths, beam)
+            short += int((plain.items < 0).sum())
+    assert short > 0  # keyed by partial path only, several beams end on one item and lists come out short
 
 
 @pytest.mark.parametrize("depth", [2, 0])
@@ -190,20 +246,14 @@ def test_renormalised_scores_are_a_distribution_over_the_catalogue(depth: int) -
     cfg = SearchConfig(beam_width=200, order="left_to_right", merge_determined=False, renormalise=True)
     res = diffusion_beam_search(model, index, n_users=3, k=len(paths), cfg=cfg)
     torch.testing.assert_close(torch.logsumexp(res.scores, dim=1), torch.zeros(3), atol=1e-5, rtol=0)
-    user, item = 1, int(res.items[1, 0])
-    state, total = torch.full((1, len(sizes)), -1), 0.0
-    for pos in range(len(sizes)):  # each token relative to the tokens items agreeing so far hold there
-        agree = (paths[:, :pos] == paths[item, :pos]).all(dim=1)
-        logp = model(torch.tensor([user]), state)[0, pos]
-        total += float(logp[paths[item, pos]] - torch.logsumexp(logp[torch.unique(paths[agree, pos])], 0))
-        state[0, pos] = paths[item, pos]
-    assert abs(total - float(res.scores[1, 0])) < 1e-5
+    want = exhaustive_closed(model, paths, depth, 1, "left_to_right")  # the hand-walked product of each item
+    torch.testing.assert_close(res.scores[1], want[res.items[1]], atol=1e-5, rtol=0)
 
 
-def test_leaf_tables_count_items_and_name_the_last_one() -> None:
+def test_leaf_tables_count_items_and_name_forced_tokens() -> None:
     paths = torch.tensor([[0, 1, 2], [0, 1, 0], [1, 2, 2], [0, 0, 2]])  # depth 1, two identifier positions
     index = build_path_index(paths, (2, 3, 3), depth=1)
     # sorted order: (0,0,2) (0,1,0) (0,1,2) (1,2,2) -> leaf 0 holds sorted 0..2, leaf 1 holds sorted 3
     assert index.leaf_count[0].tolist() == [[1, 2, 0], [1, 0, 2]]
     assert index.leaf_count[1].tolist() == [[0, 0, 1], [0, 0, 1]]
-    assert index.leaf_last[0].tolist() == [[0, 2, -1], [1, -1, 2]] and index.leaf_last[1, 0, 2] == 3
+    assert index.leaf_forced.tolist() == [[-1, -1], [2, 2]]  # leaf 1 holds one item: every token is forced

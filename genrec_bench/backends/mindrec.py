@@ -107,7 +107,7 @@ class MindRecConfig:
     order: str = "confidence"  # confidence | left_to_right | random (identifier positions)
     tokens_per_step: int = 1
     diversity: float = 0.0
-    merge_determined: bool = True  # beams that pin down the same item share one slot (false = exact DP)
+    merge_determined: bool = True  # each kept beam holds an item no better beam holds: full lists (false = paper)
     decode_seed: int = 0
     repeat_bias: bool = True  # learned per-position offset for tokens leading back to a history item
     constrained_softmax: bool = True  # softmax over tokens of catalogue-consistent items (paper: position vocab)

@@ -13,20 +13,30 @@ prefix -> child table (the tree, restricted to nodes that hold items); once the 
 chosen, each beam keeps the list of sorted items still consistent with its committed tokens
 (first its leaf's range, of width W = the largest leaf; after each identifier commit only the
 matches, compacted), and the tokens allowed at a masked position are those some consistent item
-has there (a per-leaf table before the first identifier commit, one scatter afterwards). The same
-tables count, for every candidate commitment, the items it would leave, so a candidate that pins
-down one item is recognised without materialising its item set; the sets are cut only for the
-`beam` children kept (Beauty, 256 users, beam 10, one thread: 12.2 s -> 6.0 s, identical lists). Every
+has there (a per-leaf table before the first identifier commit, one scatter afterwards). Every
 completed path is therefore a real item, and the cost is at most B*beam*W per sub-step (B*beam*N
 without a tree), shrinking fast as codes are committed. Scores are float32 sums of
-log-probabilities; partial paths are unique per user (duplicates reached through different
-orders keep the best score), so with a beam at least as large as the number of partial paths
-the search is an exact dynamic programme.
+log-probabilities.
 
 Renormalisation (`renormalise`, for models trained with a catalogue-constrained softmax): each
 committed token's log-probability is taken relative to the tokens its position may still hold
-(those of the items consistent with the beam), as `mindrec.consistent_tokens` does in training;
-forced tokens then cost nothing, and with one fixed order the item scores sum to one.
+(those of the items consistent with the beam), as `mindrec.consistent_tokens` does in training.
+A forced token (a masked identifier position where every consistent item has the same token)
+then costs nothing whenever it is committed, so it is committed at once: a beam's path is a
+function of its consistent item set, a beam left with one item is complete, and complete beams
+need no model call. With one fixed order the item scores sum to one.
+
+Full lists (`merge_determined`, default on): in the identifier phase a candidate child is kept
+only if it is the best candidate (first, on ties) holding one of its consistent items; a child
+whose items are all held by better candidates is dropped. Each kept beam therefore holds an item
+no better beam holds, and because the children of the kept beams hold every item the beams held,
+the beams together always hold at least min(beam, N) items: the search ends with that many
+distinct items (`test_every_beam_width_at_least_k_fills_the_list`). Off (the paper), beams are
+keyed by their partial path only (duplicates reached through different orders keep the best
+score); then, with a candidate pool (beam x P) holding every candidate of every sub-step, the
+search is an exact dynamic programme: each item gets its best score over all commit orders
+(forced tokens committed at once under `renormalise`), but several beams can end on one item
+and lists can be shorter than the beam.
 
 Diversity (the paper intended one; its reference code's never fired): with `diversity` > 0 a
 candidate child loses `diversity` for every (position, code) it shares with each better-scoring
@@ -64,7 +74,7 @@ class PathIndex:
     leaf_lo: torch.Tensor  # [n_leaf] first sorted index of each leaf prefix (the root when D = 0)
     leaf_size: torch.Tensor  # [n_leaf] number of items under it
     leaf_count: torch.Tensor  # [n_leaf, L, Vmax] int64: items under each leaf with token v at identifier l
-    leaf_last: torch.Tensor  # [n_leaf, L, Vmax] int64: the last such item's sorted index, -1 none
+    leaf_forced: torch.Tensor  # [n_leaf, L] the token every item under the leaf has at identifier l, -1 none
     id_tokens: torch.Tensor  # [N, L] identifier tokens of sorted items, offset by l * Vmax (scatter targets)
     width: int  # largest leaf size W
 
@@ -114,12 +124,12 @@ def build_path_index(paths: torch.Tensor, sizes: tuple[int, ...], depth: int) ->
     id_tokens = sorted_paths[:, depth:] + torch.arange(n_ids) * vmax
     cell = (prefix[:, None] * (n_ids * vmax) + id_tokens).flatten()  # (leaf, identifier, token) of each item
     leaf_count = torch.zeros(n_prefix * n_ids * vmax, dtype=torch.long).index_add_(0, cell, torch.ones_like(cell))
-    leaf_last = torch.full((n_prefix * n_ids * vmax,), -1, dtype=torch.long).scatter_reduce_(
-        0, cell, torch.arange(n).repeat_interleave(n_ids), "amax")
+    leaf_count = leaf_count.view(n_prefix, n_ids, vmax)
+    top = leaf_count.max(dim=2)
+    forced = torch.where(top.values == leaf_size[:, None], top.indices, -1)
     return PathIndex(order=order, sorted_paths=sorted_paths, sizes=tuple(sizes), depth=depth,
                      child_allowed=tuple(allowed), child_next=tuple(nxt), leaf_lo=leaf_lo,
-                     leaf_size=leaf_size, leaf_count=leaf_count.view(n_prefix, n_ids, vmax),
-                     leaf_last=leaf_last.view(n_prefix, n_ids, vmax),
+                     leaf_size=leaf_size, leaf_count=leaf_count, leaf_forced=forced,
                      id_tokens=id_tokens, width=int(leaf_size.max()) if n else 0)
 
 
@@ -129,8 +139,8 @@ class SearchConfig:
     order: str = "confidence"
     tokens_per_step: int = 1
     diversity: float = 0.0
-    merge_determined: bool = True  # partial paths that already pin down the same item share one beam
-    renormalise: bool = False  # log-probs relative to the tokens each position may still hold
+    merge_determined: bool = True  # keep a child only where it is the best candidate holding one of its items
+    renormalise: bool = False  # log-probs relative to the tokens each position may still hold; forced tokens free
     seed: int = 0
 
 
@@ -141,25 +151,32 @@ class SearchResult:
     model_calls: int
 
 
-def _beam_state(index: PathIndex, b: int, device: torch.device) -> dict[str, torch.Tensor]:
+def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x[b, idx[b, t], ...] for x [B, K, ...] and idx [B, T]."""
+    shape = idx.shape + x.shape[2:]
+    return torch.gather(x, 1, idx.view(idx.shape + (1,) * (x.dim() - 2)).expand(shape))
+
+
+def _beam_state(index: PathIndex, b: int, renormalise: bool, device: torch.device) -> dict[str, torch.Tensor]:
     """One live beam per user with an empty (fully masked) path; beams stay sorted best first."""
     rows = torch.arange(index.width if index.depth == 0 else 0, device=device)  # no tree: root = only leaf
-    return {
+    st = {
         "tokens": torch.full((b, 1, index.n_positions), -1, dtype=torch.long, device=device),
         "score": torch.zeros(b, 1, device=device),
         "node": torch.zeros(b, 1, dtype=torch.long, device=device),  # prefix id; the leaf id once reached
         "rows": rows.expand(b, 1, -1),  # [B, K, C] sorted indices of still-consistent items, -1 = none
         "origin": torch.zeros(b, 1, dtype=torch.long, device=device),  # beam at the step's start
     }
+    if renormalise and index.depth == 0:
+        st["tokens"] = _close(index, st["tokens"], st["rows"], st["node"], at_leaf=True)
+    return st
 
 
 class Moves(NamedTuple):
-    """What each beam may commit at a sub-step, and what each commitment would leave."""
+    """What each beam may commit at a sub-step."""
 
     valid: torch.Tensor  # [B, K, P, Vmax] bool: tokens a position may hold given the beam's commitments
-    committable: torch.Tensor  # [B, K, P] bool: positions the order lets the beam fill now
-    count: torch.Tensor | None  # [B, K, P, Vmax] int64: consistent items left by (p, v); None for categories
-    last: torch.Tensor | None  # [B, K, P, Vmax] int64: sorted index of the last of them (the one, if count 1)
+    committable: torch.Tensor  # [B, K, P] bool: masked positions the order lets the beam fill now
 
 
 def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator) -> Moves:
@@ -172,22 +189,17 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
         valid[:, :, sub, : index.sizes[sub]] = index.child_allowed[sub].to(device)[st["node"]]
         committable = torch.zeros(b, k, p_len, dtype=torch.bool, device=device)
         committable[:, :, sub] = True
-        return Moves(valid, committable, None, None)
+        return Moves(valid, committable)
     n_ids = p_len - index.depth
-    if sub == index.depth:  # nothing committed inside the leaf yet: table lookups
-        count = index.leaf_count.to(device)[st["node"]]
-        last = index.leaf_last.to(device)[st["node"]]
+    if sub == index.depth:  # no identifier choice made inside the leaf yet (forced ones keep its items): tables
+        held = index.leaf_count.to(device)[st["node"]] > 0
     else:  # tokens of the still-consistent items: one scatter over the (small, compacted) sets
         rows = st["rows"]
         cells = index.id_tokens.to(device)[rows.clamp_min(0)]  # [B, K, C, L]
         cells = cells.masked_fill((rows < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
-        count = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.long, device=device)
-        count.scatter_add_(1, cells, torch.ones_like(cells))
-        last = torch.full((b * k, n_ids * vmax + 1), -1, dtype=torch.long, device=device)
-        last.scatter_reduce_(1, cells, rows[..., None].expand(-1, -1, -1, n_ids).reshape(b * k, -1), "amax")
-        count, last = (x[:, :-1].view(b, k, n_ids, vmax) for x in (count, last))
-    pad = (0, 0, index.depth, 0)  # category positions hold nothing to commit any more
-    count, last = F.pad(count, pad), F.pad(last, pad, value=-1)
+        held = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.bool, device=device).scatter_(1, cells, True)
+        held = held[:, :-1].view(b, k, n_ids, vmax)
+    valid = torch.cat([held.new_zeros(b, k, index.depth, vmax), held], dim=2)  # categories: nothing to commit
     masked = tokens[:, :, index.depth :] < 0  # [B, K, L]
     if order == "left_to_right":
         first = torch.argmax(masked.long(), dim=2)
@@ -196,7 +208,55 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
         noise = torch.rand(masked.shape, generator=gen).to(device).masked_fill(~masked, -1.0)
         masked = F.one_hot(noise.argmax(dim=2), n_ids).bool() & masked
     committable = torch.cat([masked.new_zeros(b, k, index.depth), masked], dim=2)
-    return Moves(count > 0, committable, count, last)
+    return Moves(valid, committable)
+
+
+def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, vmax: int) -> torch.Tensor:
+    """Log-probs [B, K, P, Vmax] of the beams in `need`; the other rows (dead or complete beams, which
+    commit nothing) are 0 and never reach the model."""
+    b, k, p_len = tokens.shape
+    out = torch.zeros(b * k, p_len, vmax, device=tokens.device)
+    rows = need.flatten().nonzero().squeeze(1)
+    if len(rows):
+        out[rows] = log_probs(rows // k, tokens.reshape(b * k, p_len)[rows]).float()
+    return out.view(b, k, p_len, vmax)
+
+
+def _owners(index: PathIndex, rows: torch.Tensor, cand_bkpv: torch.Tensor, stay_bk: torch.Tensor,
+            disjoint: bool) -> torch.Tensor:
+    """[B, K*P*Vmax + K] bool: candidates that are the best (then the first) candidate holding some item.
+
+    Candidate ids are (parent, position, token) moves in `cand_bkpv`'s layout, then one "stay" per
+    parent (a complete beam carried over). Beam k's consistent item r is held by its child through
+    every committable position p (the one with r's token there), or by its stay. An item may sit in
+    several beams, so the best holder is found over all beams of the user, unless the beams' item
+    sets are known to be `disjoint` (distinct leaves, before any identifier choice).
+    """
+    b, k, p_len, vmax = cand_bkpv.shape
+    c, depth, device = rows.shape[2], index.depth, rows.device
+    n_ids = p_len - depth
+    cells = index.id_tokens.to(device)[rows.clamp_min(0)].view(b, k, c * n_ids)  # identifier l, token v: l*V + v
+    via = torch.gather(cand_bkpv[:, :, depth:].reshape(b, k, -1), 2, cells).view(b, k, c, n_ids)
+    via = torch.cat([via, stay_bk[:, :, None, None].expand(-1, -1, c, 1)], dim=3)  # [B, K, C, L + 1]
+    best, arg = via.max(dim=3)  # ties: the first position
+    parent = torch.arange(k, device=device)[None, :, None]
+    cell = torch.gather(cells.view(b, k, c, n_ids), 3, arg.clamp_max(n_ids - 1)[..., None]).squeeze(3)
+    move = (parent * p_len + depth) * vmax + cell  # (parent, depth + l, v) in cand_bkpv's flat layout
+    width = k * p_len * vmax + k
+    cid = torch.where(arg < n_ids, move, k * p_len * vmax + parent)
+    win = (best > NEG) & (rows >= 0)
+    if not disjoint:
+        best = best.masked_fill(~win, NEG).flatten()
+        n = len(index.order)
+        item = (torch.arange(b, device=device)[:, None, None] * n + rows.clamp_min(0)).flatten()  # (user, item)
+        top = torch.full((b * n,), NEG, device=device).scatter_reduce_(0, item, best, "amax")
+        win = win.flatten() & (best == top[item])
+        cid = torch.where(win, cid.flatten(), width)
+        first = torch.full((b * n,), width, dtype=torch.long, device=device).scatter_reduce_(0, item, cid, "amin")
+        win = (win & (cid == first[item])).view(b, k, c)
+        cid = cid.view(b, k, c)
+    owners = torch.zeros(b, width + 1, dtype=torch.bool, device=device)
+    return owners.scatter_(1, torch.where(win, cid, width).view(b, -1), True)[:, :width]
 
 
 def _dedupe(keys: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -224,86 +284,109 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         raise ValueError(f"order must be one of {ORDERS}, got {cfg.order!r}")
     device = device or torch.device("cpu")
     gen = torch.Generator().manual_seed(cfg.seed)
-    st = _beam_state(index, n_users, device)
+    st = _beam_state(index, n_users, cfg.renormalise, device)
     p_len, vmax, beam = index.n_positions, index.vmax, cfg.beam_width
-    users = torch.arange(n_users, device=device)
     calls = 0
     logp = torch.empty(0)
     for sub in range(p_len):
         b, kc = st["score"].shape
+        live = st["score"] > NEG
+        done = (st["tokens"] >= 0).all(dim=2)  # complete beams carry over unchanged
+        if not (live & ~done).any():
+            break
         if sub % cfg.tokens_per_step == 0:  # one model call per step, reused by its sub-steps
-            logp = log_probs(users.repeat_interleave(kc), st["tokens"].reshape(b * kc, p_len))
-            logp = logp.float().view(b, kc, p_len, vmax)
+            logp = _query(log_probs, st["tokens"], live & ~done, vmax)
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
         moves = _allowed(index, st, sub, cfg.order, gen)
-        valid = moves.valid
-        allowed = valid & moves.committable[..., None] & (st["score"] > NEG)[:, :, None, None]
-        step_logp = torch.gather(logp, 1, st["origin"][:, :, None, None].expand(-1, -1, p_len, vmax))
+        allowed = moves.valid & moves.committable[..., None] & live[:, :, None, None]
+        step_logp = _take(logp, st["origin"])
         if cfg.renormalise:
-            norm = torch.logsumexp(step_logp.masked_fill(~valid, NEG), dim=3, keepdim=True)
-            step_logp = step_logp - norm.masked_fill(~valid.any(dim=3, keepdim=True), 0.0)
-        cand = (st["score"][:, :, None, None] + step_logp.masked_fill(~allowed, NEG)).view(b, -1)
-        # Pool: a child state has at most P parents, so the best beam*P hold >= beam unique ones.
-        score, idx = torch.topk(cand, min(cand.shape[1], beam * p_len), dim=1)  # best first
-        parent, pos, tok = idx // (p_len * vmax), idx % (p_len * vmax) // vmax, idx % vmax
-        tokens = torch.gather(st["tokens"], 1, parent[:, :, None].expand(-1, -1, p_len)).clone()
-        tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
-        # Inside a step, children of different step-start beams see different log-probs: not merged.
-        last_of_step = (sub + 1) % cfg.tokens_per_step == 0 or sub + 1 == p_len
-        keys = tokens if last_of_step else torch.cat(
-            [tokens, torch.gather(st["origin"], 1, parent)[:, :, None]], dim=2)
-        if moves.count is not None and cfg.merge_determined:
-            # Once a partial path is consistent with a single item, its remaining tokens are forced:
-            # key it by that item, so beams do not spend slots reaching one item by several orders.
-            move = (parent * p_len + pos) * vmax + tok
-            single = moves.count.view(b, -1).gather(1, move) == 1
-            item = moves.last.view(b, -1).gather(1, move)
-            keys = torch.cat([keys.masked_fill(single[:, :, None], -2),
-                              torch.where(single, item, -1)[:, :, None]], dim=2)
+            norm = torch.logsumexp(step_logp.masked_fill(~moves.valid, NEG), dim=3, keepdim=True)
+            step_logp = step_logp - norm.masked_fill(~moves.valid.any(dim=3, keepdim=True), 0.0)
+        cand_bkpv = st["score"][:, :, None, None] + step_logp.masked_fill(~allowed, NEG)
+        stay_bk = st["score"].masked_fill(~done, NEG)
+        cand = torch.cat([cand_bkpv.view(b, -1), stay_bk], dim=1)
+        owners = cfg.merge_determined and sub >= index.depth
+        if owners:  # each owner holds an item no better candidate holds: owners are distinct item sets
+            disjoint = sub == index.depth  # one beam per leaf, no identifier chosen yet
+            cand = cand.masked_fill(~_owners(index, st["rows"], cand_bkpv, stay_bk, disjoint), NEG)
+        # Pool: without owners a child state may repeat; the best beam*P leave room for the repeats.
+        pool = beam if owners and not cfg.diversity else beam * p_len
+        score, idx = torch.topk(cand, min(cand.shape[1], pool), dim=1)  # best first
+        stay = idx >= kc * p_len * vmax
+        parent = torch.where(stay, idx - kc * p_len * vmax, idx // (p_len * vmax))
+        pos = torch.where(stay, 0, idx % (p_len * vmax) // vmax)  # a stay re-commits position 0: no change
+        tok = torch.where(stay, torch.gather(st["tokens"][:, :, 0], 1, parent), idx % vmax)
+        children = _advance(index, st, sub, parent, pos, tok, score, cfg.renormalise)
         ok = score > NEG
-        ok &= ~_dedupe(keys, ok)
-        key = score - cfg.diversity * _shared_codes(tokens, ok) if cfg.diversity else score
+        if not owners:
+            # Inside a step, children of different step-start beams see different log-probs: not merged.
+            last_of_step = (sub + 1) % cfg.tokens_per_step == 0 or sub + 1 == p_len
+            keys = children["tokens"] if last_of_step else torch.cat(
+                [children["tokens"], children["origin"][:, :, None]], dim=2)
+            ok &= ~_dedupe(keys, ok)
+        key = score - cfg.diversity * _shared_codes(children["tokens"], ok) if cfg.diversity else score
         key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
-        parent, pos, tok, score = (torch.gather(x, 1, keep) for x in (parent, pos, tok, score))
-        rows = _child_rows(index, st["rows"], parent, pos, tok) if sub >= index.depth else None
-        st = _advance(index, st, sub, parent, pos, tok, score.masked_fill(key == NEG, NEG), rows)
+        st = {name: _take(x, keep) for name, x in children.items()}
+        st["score"] = st["score"].masked_fill(key == NEG, NEG)
     return _finish(index, st, k, calls)
+
+
+def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: torch.Tensor, pos: torch.Tensor,
+             tok: torch.Tensor, score: torch.Tensor, close: bool) -> dict[str, torch.Tensor]:
+    """Children [B, T] inherit their parent's state plus one committed (position, token).
+
+    With `close`, once the leaf is known every forced identifier token is committed too.
+    """
+    tokens = _take(st["tokens"], parent).clone()
+    tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
+    new = {"tokens": tokens, "score": score, "origin": _take(st["origin"], parent), "node": _take(st["node"], parent)}
+    device = tokens.device
+    if sub >= index.depth:
+        new["rows"] = _child_rows(index, st["rows"], parent, pos, tok)
+        if close:
+            new["tokens"] = _close(index, tokens, new["rows"], new["node"], at_leaf=False)
+        return new
+    nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
+    new["node"] = torch.where(score > NEG, nxt, 0).clamp_min(0)
+    new["rows"] = _take(st["rows"], parent)
+    if sub + 1 == index.depth:  # leaf reached: its contiguous range of sorted items
+        lo = index.leaf_lo.to(device)[new["node"]]
+        size = index.leaf_size.to(device)[new["node"]]
+        arange = torch.arange(index.width, device=device)
+        new["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
+        if close:
+            new["tokens"] = _close(index, tokens, new["rows"], new["node"], at_leaf=True)
+    return new
+
+
+def _close(index: PathIndex, tokens: torch.Tensor, rows: torch.Tensor, node: torch.Tensor,
+           at_leaf: bool) -> torch.Tensor:
+    """Commit every masked identifier position at which all consistent items hold the same token.
+
+    `at_leaf`: the consistent items are the whole leaf `node` (a table lookup), else the listed `rows`.
+    """
+    depth = index.depth
+    if at_leaf:
+        forced = index.leaf_forced.to(tokens.device)[node]  # [B, T, L]
+    else:
+        cells = index.id_tokens.to(tokens.device)[rows.clamp_min(0)]  # [B, T, C, L], identifier l at l*V + v
+        held = (rows >= 0)[..., None]
+        lo = cells.masked_fill(~held, cells.new_tensor(torch.iinfo(torch.long).max)).amin(dim=2)
+        hi = cells.masked_fill(~held, -1).amax(dim=2)
+        forced = torch.where(lo == hi, lo % index.vmax, -1)
+    ident = tokens[:, :, depth:]
+    return torch.cat([tokens[:, :, :depth], torch.where(ident < 0, forced, ident)], dim=2)
 
 
 def _child_rows(index: PathIndex, rows: torch.Tensor, parent: torch.Tensor, pos: torch.Tensor,
                 tok: torch.Tensor) -> torch.Tensor:
     """[B, T, C']: the parent's consistent items that also have `tok` at `pos`, compacted."""
-    rows = torch.gather(rows, 1, parent[:, :, None].expand(-1, -1, rows.shape[2]))
+    rows = _take(rows, parent)
     flat = index.sorted_paths.to(rows.device).flatten()
     code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # code of each row at `pos`
     return _compact(rows, (rows >= 0) & (code == tok[:, :, None]))
-
-
-def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: torch.Tensor, pos: torch.Tensor,
-             tok: torch.Tensor, score: torch.Tensor, rows: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Children [B, K] inherit their parent's state plus one committed (position, token).
-
-    `rows` are the children's consistent items in the identifier phase (None in the category phase).
-    """
-    def take(x: torch.Tensor) -> torch.Tensor:
-        shape = parent.shape + x.shape[2:]
-        return torch.gather(x, 1, parent.view(parent.shape + (1,) * (x.dim() - 2)).expand(shape))
-
-    tokens = take(st["tokens"]).clone()
-    tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
-    new = {"tokens": tokens, "score": score, "origin": take(st["origin"]), "node": take(st["node"]),
-           "rows": take(st["rows"]) if rows is None else rows}
-    device = tokens.device
-    if sub < index.depth:
-        nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
-        new["node"] = torch.where(score > NEG, nxt, 0).clamp_min(0)
-        if sub + 1 == index.depth:  # leaf reached: its contiguous range of sorted items
-            lo = index.leaf_lo.to(device)[new["node"]]
-            size = index.leaf_size.to(device)[new["node"]]
-            arange = torch.arange(index.width, device=device)
-            new["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
-    return new
 
 
 def _compact(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
