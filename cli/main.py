@@ -223,6 +223,10 @@ def eval_(
     if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
         return
     path = write_record(RunRecord(**record), results_dir(results))
+    from genrec_bench.evaluate import short_list_warning
+
+    if warning := short_list_warning(record["short_lists"], len(record["users"])):
+        print(warning, file=sys.stderr)
     if as_json:
         _emit_json({k2: record[k2] for k2 in ("run_id", "model", "dataset", "split", "fingerprint", "seed", "metrics",
                                               "eval_seconds", "users_per_second")} | {"record": str(path)})

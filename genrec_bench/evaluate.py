@@ -33,11 +33,34 @@ def drop_seen(ranked: torch.Tensor, histories: torch.Tensor, k: int) -> torch.Te
     return kept[:, :k]
 
 
-@torch.inference_mode()
+def short_list_counts(lengths: np.ndarray, ks: tuple[int, ...]) -> dict[str, int]:
+    """{"k": number of users whose list holds fewer than k valid items} for every cut-off k."""
+    return {str(k): int((lengths < k).sum()) for k in ks}
+
+
+def short_list_warning(counts: dict[str, int], n_users: int) -> str:
+    """One line naming every cut-off at which some users got fewer items than k ("" when none did)."""
+    short = ", ".join(f"{n} at k={k}" for k, n in counts.items() if n)
+    return (f"warning: {short} of {n_users} users got lists shorter than k (empty slots count as misses)"
+            if short else "")
+
+
 def rank_targets(backend: Backend, data: SplitData, split: Split, k: int, *, users: np.ndarray | None = None,
                  batch_size: int = 256, exclude_seen: bool | None = None, max_history: int | None = None,
                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(users, ranks): 1-based rank of each user's target in the backend's top-k, 0 = miss."""
+    users, ranks, _ = rank_lists(backend, data, split, k, users=users, batch_size=batch_size,
+                                 exclude_seen=exclude_seen, max_history=max_history, show_progress=show_progress)
+    return users, ranks
+
+
+@torch.inference_mode()
+def rank_lists(backend: Backend, data: SplitData, split: Split, k: int, *, users: np.ndarray | None = None,
+               batch_size: int = 256, exclude_seen: bool | None = None, max_history: int | None = None,
+               show_progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, ranks, lengths): `rank_targets` plus how many valid items (>= 0) each user's top-k held,
+    after seen items were dropped, so lists shorter than a cut-off are counted instead of silently
+    scored as misses."""
     if k > data.n_items:
         raise GenrecError(f"k={k} is larger than the catalogue ({data.n_items} items)")
     users = eval_users(data) if users is None else users
@@ -45,6 +68,7 @@ def rank_targets(backend: Backend, data: SplitData, split: Split, k: int, *, use
     rank, world = rank_and_world()
     mine = users[rank::world]
     ranks = np.zeros(len(mine), dtype=np.int64)
+    lengths = np.zeros(len(mine), dtype=np.int64)
     ask = min(data.n_items, k + (max_history or data.config.max_history)) if exclude else k
     n_batches = (len(mine) + batch_size - 1) // batch_size
     with progress_bar(n_batches, f"eval {split}", disable=not (show_progress and is_main_process())) as bar:
@@ -54,20 +78,21 @@ def rank_targets(backend: Backend, data: SplitData, split: Split, k: int, *, use
             if exclude:
                 ranked = drop_seen(ranked, hist, k)
             ranks[start : start + len(tgt)] = target_ranks(ranked[:, :k], tgt).numpy()
+            lengths[start : start + len(tgt)] = (ranked[:, :k] >= 0).sum(dim=1).numpy()
             bar.advance(1)
     if world > 1:
-        ranks = _gather(users, mine, ranks)
-    return users, ranks
+        ranks, lengths = _gather(users, mine, np.stack([ranks, lengths], axis=1)).T
+    return users, ranks, lengths
 
 
-def _gather(users: np.ndarray, mine: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Every rank gets the full rank vector in the order of `users`."""
+def _gather(users: np.ndarray, mine: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Every rank gets the full per-user rows of `values` [n, c] in the order of `users`."""
     _, world = rank_and_world()
     parts: list[object] = [None] * world
-    torch.distributed.all_gather_object(parts, (mine, ranks))
+    torch.distributed.all_gather_object(parts, (mine, values))
     lookup = {}
-    for part_users, part_ranks in parts:  # type: ignore[misc]
-        lookup.update(zip(part_users.tolist(), part_ranks.tolist(), strict=True))
+    for part_users, part_values in parts:  # type: ignore[misc]
+        lookup.update(zip(part_users.tolist(), part_values.tolist(), strict=True))
     return np.array([lookup[u] for u in users.tolist()], dtype=np.int64)
 
 

@@ -30,7 +30,7 @@ from genrec_bench.data.loaders import Interactions, load_interactions
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import Split, SplitData, make_split
 from genrec_bench.errors import GenrecError
-from genrec_bench.evaluate import eval_users, rank_targets
+from genrec_bench.evaluate import eval_users, rank_lists, short_list_counts
 from genrec_bench.metrics import summarise
 from genrec_bench.results import collect_env
 from genrec_bench.runtime import (
@@ -180,12 +180,13 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     ks = tuple(sorted(set(ks or cfg.eval.ks)))
     users = eval_users(data, cfg.eval.max_users if max_users is None else max_users)
     start = time.perf_counter()
-    users, ranks = rank_targets(backend, data, split, max(ks), users=users, batch_size=cfg.eval.batch_size)
+    users, ranks, lengths = rank_lists(backend, data, split, max(ks), users=users, batch_size=cfg.eval.batch_size)
     seconds = time.perf_counter() - start
     return {
         "run_id": info["run_id"], "model": info["model"], "dataset": info["dataset"], "split": split,
         "fingerprint": info["fingerprint"], "seed": info["seed"], "ks": list(ks), "metrics": summarise(ranks, ks),
-        "users": users.tolist(), "ranks": ranks.tolist(), "config": info["config"], "label": label or info["model"],
+        "users": users.tolist(), "ranks": ranks.tolist(), "short_lists": short_list_counts(lengths, ks),
+        "config": info["config"], "label": label or info["model"],
         "fit": info.get("fit", {}), "eval_seconds": seconds, "users_per_second": len(users) / max(seconds, 1e-9),
         "env": collect_env(str(resolve_device(device))) | {"train_env": info.get("env", {})}, "suite": suite,
         "created": _now(),
