@@ -2,7 +2,9 @@
 
 A suite is a TOML file. Suite-level `[data]`, `[train]`, `[eval]` tables apply to every run; each
 `[[runs]]` entry names a `model`, an optional `label`, its own `train`/`model`/`eval` tables and
-an optional `decode` table of decode-time model keys (beam width, unmasking order, ...).
+an optional `decode` table of decode-time model keys (beam width, unmasking order, ...), and
+optional `[runs.on.DATASET]` tables that apply only on that dataset (same sections; for example
+the shipped id table of one dataset: `[runs.on.beauty.config] sid_file = "..."`).
 A job whose record already exists (same model, label, dataset, split fingerprint, config and seed)
 is skipped; an interrupted job resumes from its checkpoint; a job another `bench` process is
 running (it holds the job's lock) is left to that process. Jobs that differ only in label or
@@ -36,7 +38,8 @@ from genrec_bench.progress import progress_bar
 from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record
 
 SUITE_KEYS = {"name", "description", "datasets", "seeds", "split", "data", "train", "eval", "runs"}
-RUN_KEYS = {"model", "label", "data", "train", "eval", "config", "decode"}
+RUN_KEYS = {"model", "label", "data", "train", "eval", "config", "decode", "on"}
+SECTIONS = {"data": "data", "train": "train", "eval": "eval", "config": "model"}  # suite table -> config section
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class RunSpec:
     label: str
     overrides: dict[str, dict[str, Any]]  # section -> key -> value
     decode: dict[str, Any] = field(default_factory=dict)  # decode-time [model] keys applied at evaluation
+    on: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # dataset -> section -> key -> value
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,17 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
         if entry["model"] not in REGISTRY:
             raise GenrecError(f"runs[{i}]: unknown model '{entry['model']}'{did_you_mean(entry['model'], REGISTRY)}",
                               path=source)
-        overrides = {s: dict(entry.get(s, {})) for s in ("data", "train", "eval")}
-        overrides["model"] = dict(entry.get("config", {}))
+        overrides = {section: dict(entry.get(table, {})) for table, section in SECTIONS.items()}
+        on = _per_dataset(entry.get("on", {}), f"runs[{i}]", source)
+        if stray := sorted(set(on) - set(datasets)):
+            raise GenrecError(f"runs[{i}]: [runs.on.{stray[0]}] names a dataset the suite does not run "
+                              f"(datasets = {list(datasets)})", path=source)
         decode = entry.get("decode", {})
         if not isinstance(decode, dict):
             raise GenrecError(f"runs[{i}]: decode must be a table of decode-time model keys", path=source)
         if decode:
             check_decode_keys(backend_class(entry["model"]), decode, f"runs[{i}]: ", source)
-        runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides, dict(decode)))
+        runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides, dict(decode), on))
     if not runs:
         raise GenrecError("a suite needs at least one [[runs]] entry", path=source)
     labels = [r.label for r in runs]
@@ -134,13 +141,28 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
     return suite
 
 
+def _per_dataset(raw: Any, where: str, source: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """`[runs.on.DATASET]` tables -> {dataset: {config section: values}}."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise GenrecError(f"{where}: 'on' must hold one table per dataset, e.g. [runs.on.beauty.config]", path=source)
+    out = {}
+    for dataset, tables in raw.items():
+        for table in tables:
+            if table not in SECTIONS:
+                raise GenrecError(f"{where}: unknown table '{table}' in [runs.on.{dataset}]"
+                                  f"{did_you_mean(table, SECTIONS)}; expected one of {sorted(SECTIONS)}", path=source)
+        out[dataset] = {SECTIONS[t]: dict(v) for t, v in tables.items()}
+    return out
+
+
 def expand(suite: Suite) -> Iterator[Job]:
     for dataset in suite.datasets:
         for spec in suite.runs:
             for seed in suite.seeds:
                 cfg = copy.deepcopy(suite.base)
-                for section, values in spec.overrides.items():
-                    cfg.setdefault(section, {}).update(values)
+                for overrides in (spec.overrides, spec.on.get(dataset, {})):
+                    for section, values in overrides.items():
+                        cfg.setdefault(section, {}).update(values)
                 cfg.setdefault("train", {})["seed"] = seed
                 yield Job(suite.name, dataset, spec, seed, suite.split, cfg)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_seq_file
-from genrec_bench.bench import load_suite, run_suite, suite_from_dict
+from genrec_bench.bench import expand, load_suite, run_suite, suite_from_dict
 from genrec_bench.errors import GenrecError
 from genrec_bench.results import load_records, record_key
 
@@ -64,12 +64,24 @@ def test_suite_parsing_and_expansion(seq_file, tmp_path):
         ({"runs": [{"model": "popularity", "hidden": 3}]}, "model hyper-parameters go in [runs.config]"),
         ({"runs": []}, "at least one [[runs]]"),
         ({"seeds": ["a"], "runs": [{"model": "popularity"}]}, "'seeds' must be a list of integers"),
+        ({"runs": [{"model": "sasrec", "on": {"beauty": {"conf": {}}}}]}, "did you mean: config?"),
+        ({"runs": [{"model": "sasrec", "on": {"beuaty": {"config": {}}}}]}, "names a dataset the suite does not run"),
+        ({"runs": [{"model": "sasrec", "on": {"beauty": {"train": {"epoch": 8}}}}]}, "did you mean: epochs?"),
     ],
 )
 def test_suite_errors(raw, pattern):
     with pytest.raises(GenrecError) as info:
         suite_from_dict(raw, "s.toml")
     assert pattern in str(info.value)
+
+
+def test_per_dataset_tables_apply_only_on_their_dataset():
+    on = {"sports": {"config": {"layers": 1}, "train": {"epochs": 3}}}
+    suite = suite_from_dict({"datasets": ["beauty", "sports"], "runs": [{"model": "sasrec", "config": {"hidden": 8},
+                                                                          "on": on}]})
+    configs = {job.dataset: job.config for job in expand(suite)}
+    assert configs["beauty"]["model"] == {"hidden": 8} and "epochs" not in configs["beauty"].get("train", {})
+    assert configs["sports"]["model"] == {"hidden": 8, "layers": 1} and configs["sports"]["train"]["epochs"] == 3
 
 
 def test_default_suite_is_valid():
