@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from genrec_bench.errors import GenrecError, Interrupted
+
+if TYPE_CHECKING:
+    from genrec_bench.metrics import PairedResult
 
 app = typer.Typer(
     name="genrec-bench",
@@ -303,14 +306,31 @@ def report(
 
 @app.command()
 def compare(
-    run_a: Annotated[str, typer.Argument(help="Run id or record file of model A.")],
-    run_b: Annotated[str, typer.Argument(help="Run id or record file of model B.")],
+    run_a: Annotated[str, typer.Argument(help="Run id or record file of model A (in a CI gate: the new run).")],
+    run_b: Annotated[str, typer.Argument(help="Run id or record file of model B (in a CI gate: the baseline).")],
     results: ResultsOpt = None,
+    fail_if_worse: Annotated[str | None, typer.Option(
+        "--fail-if-worse", metavar="METRIC",
+        help="CI gate: exit 1 when A is significantly worse than B on METRIC (e.g. ndcg@10): A - B < 0 "
+             "with paired t-test p < --alpha.")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of --fail-if-worse.", min=0.0, max=1.0)] = 0.05,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-metric difference A - B with a paired bootstrap CI and a paired t-test p-value.
 
-    Example: genrec-bench compare 3f2a9c1b0d4e 77c0e1a2b3f4
+    Exit codes:
+
+      0 = compared (with --fail-if-worse: A is not significantly worse)
+
+      1 = A is significantly worse on the --fail-if-worse metric
+
+      2 = refused: different splits (fingerprints differ) or users, a missing record, an unknown metric
+
+    Examples:
+
+      genrec-bench compare 3f2a9c1b0d4e 77c0e1a2b3f4
+
+      genrec-bench compare reports/ci-results/NEW.json benchmarks/ci-baseline.json --fail-if-worse ndcg@10
     """
     from genrec_bench.report import compare_runs, different_id_tables
     from genrec_bench.results import find_record, results_dir
@@ -318,19 +338,40 @@ def compare(
     root = results_dir(results)
     a, b = find_record(run_a, root), find_record(run_b, root)
     rows = compare_runs(a, b, tuple(a.ks))
+    gate = _gate(rows, fail_if_worse, alpha) if fail_if_worse else None
     mixed = different_id_tables(a.id_table, b.id_table)
     if as_json:
         _emit_json({"a": a.label, "b": b.label, "id_tables": [a.id_table, b.id_table],
-                    "different_id_tables": mixed, "comparisons": [vars(r) for r in rows]})
-        return
-    if mixed:
-        _warn([f"A and B rank with different semantic-ID tables ({a.id_table} vs {b.id_table}): the difference "
-               "mixes the model with its tokenisation"])
-    table = Table("metric", a.label, b.label, "A - B", "95% CI", "p-value", title=f"{a.label} vs {b.label}")
-    for r in rows:
-        table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
-                      f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")
-    err.print(table)
+                    "different_id_tables": mixed, "comparisons": [vars(r) for r in rows]}
+                   | ({"gate": gate} if gate else {}))
+    else:
+        if mixed:
+            _warn([f"A and B rank with different semantic-ID tables ({a.id_table} vs {b.id_table}): the "
+                   "difference mixes the model with its tokenisation"])
+        table = Table("metric", a.label, b.label, "A - B", "95% CI", "p-value", title=f"{a.label} vs {b.label}")
+        for r in rows:
+            table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
+                          f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")
+        err.print(table)
+        if gate:
+            colour = "red" if gate["worse"] else "green"
+            err.print(f"[{colour}]{escape(gate['verdict'])}[/{colour}]", highlight=False)
+    if gate and gate["worse"]:
+        raise typer.Exit(1)
+
+
+def _gate(rows: list[PairedResult], metric: str, alpha: float) -> dict[str, Any]:
+    """The --fail-if-worse verdict: worse only when the drop is significant, so CI noise never fails a build."""
+    by_metric = {r.metric: r for r in rows}
+    if metric.lower() not in by_metric:
+        raise GenrecError(f"--fail-if-worse {metric!r} is not a metric of these runs; choose one of "
+                          f"{', '.join(by_metric)}")
+    r = by_metric[metric.lower()]
+    worse = r.diff < 0 and r.p_value < alpha
+    verdict = (f"{'FAIL' if worse else 'ok'}: {r.metric} A - B = {r.diff:+.4f}, p = {r.p_value:.3g} "
+               f"({'significantly worse' if worse else 'not significantly worse'} at alpha {alpha:g})")
+    return {"metric": r.metric, "alpha": alpha, "diff": r.diff, "p_value": r.p_value, "worse": worse,
+            "verdict": verdict}
 
 
 @app.command()

@@ -1,0 +1,80 @@
+"""`compare --fail-if-worse`: the CI regression gate fails only on a significant drop on one split."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from genrec_bench.cli.main import main
+from genrec_bench.results import RunRecord, write_record
+
+USERS = 300
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["genrec-bench", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def saved(root: Path, run_id: str, ranks: list[int], fingerprint: str = "fpA") -> str:
+    rec = RunRecord(run_id=run_id, model="sasrec", dataset="beauty", split="test", fingerprint=fingerprint, seed=0,
+                    ks=[1, 5, 10], metrics={}, users=list(range(len(ranks))), ranks=ranks, config={},
+                    created="2026-01-01T00:00:00+00:00")
+    return str(write_record(rec, root))
+
+
+# The baseline finds every third target at rank 1..10; the regressed run loses most of them.
+BASE = [(u % 10) + 1 if u % 3 == 0 else 0 for u in range(USERS)]
+WORSE = [r if u % 30 == 0 else 0 for u, r in enumerate(BASE)]
+BETTER = [r if r else (1 if u % 3 == 1 else 0) for u, r in enumerate(BASE)]
+NOISE = [0 if u == 0 else r for u, r in enumerate(BASE)]  # one user fewer: worse, but not significantly
+
+
+@pytest.mark.parametrize(("new", "code", "verdict"), [
+    (WORSE, 1, "FAIL: ndcg@10"),
+    (BASE, 0, "ok: ndcg@10 A - B = +0.0000"),
+    (BETTER, 0, "not significantly worse"),
+    (NOISE, 0, "not significantly worse"),
+])
+def test_gate_fails_only_on_a_significant_drop(tmp_path, capsys, monkeypatch, new, code, verdict) -> None:
+    base, cand = saved(tmp_path, "base", BASE), saved(tmp_path, "new", new)
+    got, _, err = run_cli(["compare", cand, base, "--fail-if-worse", "ndcg@10", "--results", str(tmp_path)],
+                          capsys, monkeypatch)
+    assert got == code, err
+    assert verdict in err
+
+
+def test_gate_verdict_in_json_and_alpha_is_honoured(tmp_path, capsys, monkeypatch) -> None:
+    base, cand = saved(tmp_path, "base", BASE), saved(tmp_path, "new", WORSE)
+    code, out, _ = run_cli(["compare", cand, base, "--fail-if-worse", "Hit@10", "--json"], capsys, monkeypatch)
+    gate = json.loads(out)["gate"]
+    assert code == 1 and gate["worse"] and gate["metric"] == "hit@10" and gate["diff"] < 0
+    code, out, _ = run_cli(["compare", cand, base, "--fail-if-worse", "hit@10", "--alpha", str(gate["p_value"] / 2),
+                            "--json"], capsys, monkeypatch)
+    assert code == 0 and not json.loads(out)["gate"]["worse"]
+
+
+def test_gate_refuses_runs_on_different_splits(tmp_path, capsys, monkeypatch) -> None:
+    base, cand = saved(tmp_path, "base", BASE), saved(tmp_path, "new", WORSE, fingerprint="fpB")
+    code, _, err = run_cli(["compare", cand, base, "--fail-if-worse", "ndcg@10"], capsys, monkeypatch)
+    assert code == 2 and "different splits" in err and "fingerprint" in err
+
+
+def test_gate_names_the_metrics_it_knows(tmp_path, capsys, monkeypatch) -> None:
+    base, cand = saved(tmp_path, "base", BASE), saved(tmp_path, "new", WORSE)
+    code, _, err = run_cli(["compare", cand, base, "--fail-if-worse", "ndcg@20"], capsys, monkeypatch)
+    assert code == 2 and "ndcg@10" in err and "mrr@10" in err
+
+
+def test_help_names_the_exit_codes(capsys, monkeypatch) -> None:
+    code, out, _ = run_cli(["compare", "--help"], capsys, monkeypatch)
+    assert code == 0 and "--fail-if-worse" in out and "1 = A is significantly worse" in out and "2 = refused" in out
