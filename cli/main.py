@@ -90,10 +90,44 @@ def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def models(
+    extra: Annotated[list[str] | None, typer.Argument(help="Also describe these package.module:ClassName backends.",
+                                                      show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every backend (built-ins, installed plugins, the module paths given) with its \\[model] keys.
+
+    A plugin that fails to import, or whose name clashes, shows its one-line error; the rest stay usable.
+
+    Examples: genrec-bench models;  genrec-bench models --json;  genrec-bench models mymod:MyBackend
+    """
+    from genrec_bench.backends.base import list_backends
+
+    rows, problems = list_backends(extra or [])
+    if as_json:
+        _emit_json({"models": [dataclasses.asdict(r) for r in rows], "problems": problems})
+        return
+    table = Table("name", "origin", "target", "\\[model] keys (default)", title="models")
+    table.columns[2].overflow = "fold"  # a module path is worth more than its share of a narrow terminal
+    for r in rows:
+        origin = f"{r.origin} ({r.package})" if r.package else r.origin
+        keys = ", ".join(f"{k}={v!r}" for k, v in r.keys.items()) or "(none)"
+        if r.decode_keys:
+            keys += f"; decoding: {', '.join(r.decode_keys)}"
+        table.add_row(escape(r.name), escape(origin), escape(r.target),
+                      f"[red]{escape(r.error)}[/red]" if r.error else escape(keys))
+    err.print(table)
+    for problem in problems:
+        err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create (or to resume).")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Backend: popularity, sasrec, tiger, mindrec "
-                                                                    "(not needed with --resume).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Backend: a built-in (popularity, sasrec, tiger, "
+                                                                    "mindrec), an installed plugin's name or "
+                                                                    "package.module:ClassName (see `models`; not "
+                                                                    "needed with --resume).")] = None,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     fmt: DataFormatOpt = None,
@@ -134,7 +168,7 @@ def train(
         info = train_run_resume(out)
     else:
         if model is None:
-            raise GenrecError("--model is required (popularity, sasrec, tiger, mindrec) unless --resume is given")
+            raise GenrecError("--model is required (see `genrec-bench models`) unless --resume is given")
         source = DataSource(dataset, str(data) if data else None, fmt, str(data_dir) if data_dir else None)
         info = train_run(model, source, cfg, out)
     fit = info.get("fit", {})

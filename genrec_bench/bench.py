@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import REGISTRY, backend_class, check_decode_keys
+from genrec_bench.backends.base import backend_class, check_decode_keys
 from genrec_bench.config import run_config_from_dict
 from genrec_bench.data.registry import DATASETS
 from genrec_bench.errors import GenrecError, did_you_mean
@@ -114,9 +114,10 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
             if key not in RUN_KEYS:
                 raise GenrecError(f"unknown key '{key}' in runs[{i}]{did_you_mean(key, RUN_KEYS)}; model "
                                   "hyper-parameters go in [runs.config]", path=source)
-        if entry["model"] not in REGISTRY:
-            raise GenrecError(f"runs[{i}]: unknown model '{entry['model']}'{did_you_mean(entry['model'], REGISTRY)}",
-                              path=source)
+        try:  # built-in, plugin entry point or package.module:Class, imported now, not after an hour
+            cls = backend_class(entry["model"])
+        except GenrecError as exc:
+            raise GenrecError(f"runs[{i}]: {exc}", path=source) from None
         overrides = {section: dict(entry.get(table, {})) for table, section in SECTIONS.items()}
         on = _per_dataset(entry.get("on", {}), f"runs[{i}]", source)
         if stray := sorted(set(on) - set(datasets)):
@@ -126,7 +127,7 @@ def suite_from_dict(raw: dict[str, Any], source: str = "suite") -> Suite:
         if not isinstance(decode, dict):
             raise GenrecError(f"runs[{i}]: decode must be a table of decode-time model keys", path=source)
         if decode:
-            check_decode_keys(backend_class(entry["model"]), decode, f"runs[{i}]: ", source)
+            check_decode_keys(cls, decode, f"runs[{i}]: ", source)
         runs.append(RunSpec(entry["model"], entry.get("label", entry["model"]), overrides, dict(decode), on))
     if not runs:
         raise GenrecError("a suite needs at least one [[runs]] entry", path=source)
