@@ -1,11 +1,17 @@
-"""Diffusion Beam Search time on a trained MindRec run: decoder bookkeeping vs the model (run by hand).
+"""MindRec's Diffusion Beam Search vs TIGER's beam search: test users per second, side by side (run by hand).
 
-Decodes the first `--users` test users of the run's split at k = beam = `--k`, after a warm-up
-batch, under cProfile, and prints wall seconds, users/s, the share spent inside the model and the
-top functions by own time. To measure a change to `genrec_bench/decoding/diffusion_beam.py`, run it
-at both commits on the same run directory; the printed digest of the top-k lists must match.
+Both trained runs decode the same first `--users` test users of their split, at k = beam width
+for every width in `--beams`, after a warm-up batch, in one process with `--threads` threads.
+Prints wall and CPU seconds per decoder (CPU-seconds are steadier on a shared machine), users/s,
+MindRec / TIGER speed ratio, MindRec's model-call share (`--profile`), the number of lists shorter
+than k and a digest of each top-k list set: to check that a change to
+`genrec_bench/decoding/diffusion_beam.py` or to `MindRecNet.decode` leaves the lists unchanged, run
+it at both commits on the same runs; the digests must match.
 
-    .venv/bin/python benchmarks/perf/mindrec_decoding.py --run runs/mindrec-beauty --users 256 --threads 1
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/perf/mindrec_decoding.py --mindrec runs/mindrec-beauty \\
+        --tiger runs/tiger-beauty --users 256 --beams 10,20 --threads 1
+
+`--decode key=value` (repeatable) sets a MindRec decoding switch, e.g. `tokens_per_step=2`.
 """
 
 from __future__ import annotations
@@ -20,33 +26,65 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genrec_bench.backends.base import Backend, apply_decoding, parse_decode
+from genrec_bench.pipeline import open_run
+
+
+def timed(backend: Backend, hist: torch.Tensor, k: int, profile: bool) -> tuple[torch.Tensor, float, float, float]:
+    """(items, wall s, CPU s, model s): one decoding pass over `hist`; model time only under `profile`."""
+    backend.recommend(hist[:16], k)  # warm-up: lazy tables, allocator
+    prof = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if prof:
+        prof.enable()
+    items = backend.recommend(hist, k).items
+    if prof:
+        prof.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    model = 0.0
+    if prof:
+        stats = pstats.Stats(prof)
+        model = sum(v[3] for key, v in stats.stats.items() if key[2] in ("decode", "encode_prefix"))
+        stats.sort_stats("tottime").print_stats(10)
+    return items, wall, cpu, model
+
+
+def digest(items: torch.Tensor) -> str:
+    return hashlib.sha256(items.numpy().tobytes()).hexdigest()[:16]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="a trained mindrec run directory")
+    parser.add_argument("--mindrec", type=Path, required=True, help="a trained mindrec run directory")
+    parser.add_argument("--tiger", type=Path, required=True, help="a trained tiger run directory")
     parser.add_argument("--users", type=int, default=256)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--beams", default="10,20", help="comma-separated beam widths (k = beam)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--decode", action="append", default=[], help="a MindRec decoding switch key=value")
+    parser.add_argument("--profile", action="store_true", help="profile MindRec: model share, top functions")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from genrec_bench.pipeline import open_run
-
-    _, backend, data = open_run(args.run, "cpu")
+    decode = parse_decode(args.decode)
+    _, mindrec, data = open_run(args.mindrec, "cpu", decode)
+    _, tiger, tiger_data = open_run(args.tiger, "cpu")
+    if data.fingerprint != tiger_data.fingerprint:
+        raise SystemExit("the two runs were trained on different splits; give runs of one dataset")
     hist, _ = data.to_tensors("test", None, np.arange(min(args.users, data.n_users)))
-    backend.recommend(hist[:16], args.k)  # warm-up: lazy tables, allocator
-    profile = cProfile.Profile()
-    start = time.perf_counter()
-    profile.enable()
-    ranked = backend.recommend(hist, args.k)
-    profile.disable()
-    seconds = time.perf_counter() - start
-    stats = pstats.Stats(profile)
-    model = sum(v[3] for k, v in stats.stats.items() if k[2] in ("decode", "encode_prefix"))  # cumulative
-    digest = hashlib.sha256(ranked.items.numpy().tobytes()).hexdigest()[:16]
-    print(f"{len(hist)} users in {seconds:.2f} s ({len(hist) / seconds:.1f} users/s), model {model:.2f} s "
-          f"({100 * model / seconds:.0f}%), top-{args.k} digest {digest}")
-    stats.sort_stats("tottime").print_stats(12)
+    print(f"{len(hist)} test users of {data.name}, {args.threads} thread(s), MindRec decode {decode or 'defaults'}")
+    print("beam  mindrec users/s (wall, cpu)  tiger users/s (wall, cpu)  tiger/mindrec (cpu)  mindrec model  "
+          "short lists  mindrec digest    tiger digest")
+    for beam in (int(b) for b in args.beams.split(",")):
+        apply_decoding(mindrec, {"beam_width": beam})
+        apply_decoding(tiger, {"beam_width": beam})
+        m_items, m_wall, m_cpu, m_model = timed(mindrec, hist, beam, args.profile)
+        t_items, t_wall, t_cpu, _ = timed(tiger, hist, beam, False)
+        n = len(hist)
+        model = f"{100 * m_model / m_wall:.0f}%" if args.profile else "-"
+        short = int(((m_items >= 0).sum(dim=1) < beam).sum())
+        print(f"{beam:>4}  {n / m_wall:>8.1f} {n / m_cpu:>8.1f}           {n / t_wall:>8.1f} {n / t_cpu:>8.1f}"
+              f"         {m_cpu / t_cpu:>6.2f}x              {model:>5}  {short:>11}  {digest(m_items)}  "
+              f"{digest(t_items)}")
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ def consistent_tokens(incidence: tuple[torch.Tensor, torch.Tensor], state_bp: to
 # --- the network --------------------------------------------------------------------------------
 
 class Block(nn.Module):
-    """Pre-norm Transformer layer whose queries may also attend to cached prefix keys/values."""
+    """Pre-norm Transformer layer; `forward_cached` lets decoding queries read cached prefix keys/values."""
 
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float):
         super().__init__()
@@ -211,18 +211,36 @@ class Block(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x_btd: torch.Tensor, mask: torch.Tensor,
-                prefix: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
-        """x [B, T, d]; additive mask [B, 1, T, S(+T)]; returns (x, this layer's keys/values)."""
+    def forward(self, x_btd: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """x [B, T, d]; additive mask [B, 1, T, T]; returns (x, this layer's keys/values)."""
         b, t, d = x_btd.shape
         q, k, v = (z.view(b, t, self.heads, -1).transpose(1, 2) for z in self.qkv(self.norm1(x_btd)).chunk(3, -1))
         kv = (k, v)
-        if prefix is not None:
-            k, v = torch.cat([prefix[0], k], dim=2), torch.cat([prefix[1], v], dim=2)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype),
                                              dropout_p=self.drop.p if self.training else 0.0)
         x_btd = x_btd + self.drop(self.proj(att.transpose(1, 2).reshape(b, t, d)))
         return x_btd + self.drop(self.ff(self.norm2(x_btd))), kv
+
+    def forward_cached(self, x_uspd: torch.Tensor, prefix: tuple[torch.Tensor, torch.Tensor],
+                       key_mask_un: torch.Tensor) -> torch.Tensor:
+        """Decoding layer (no dropout): S target blocks [U, S, P, d] per user, each attending to its
+        user's cached prefix keys/values [U, heads, N, d_head] and to itself.
+
+        The prefix is read in place by one batched product per user: copying it once per beam took
+        about a quarter of decoding time. Same result as `forward` on [prefix | block] rows.
+        """
+        u, s, p, d = x_uspd.shape
+        q, k, v = (z.view(u, s, p, self.heads, -1).permute(0, 3, 1, 2, 4)  # [U, heads, S, P, d_head]
+                   for z in self.qkv(self.norm1(x_uspd)).chunk(3, -1))
+        k_pre, v_pre = prefix
+        n, scale = k_pre.shape[2], q.shape[-1] ** -0.5
+        to_prefix = (q.reshape(u, self.heads, s * p, -1) @ k_pre.transpose(2, 3)).view(u, self.heads, s, p, n)
+        to_prefix = to_prefix * scale + key_mask_un[:, None, None, None, :].to(q.dtype)
+        att = torch.softmax(torch.cat([to_prefix, (q @ k.transpose(3, 4)) * scale], dim=4), dim=4)
+        out = (att[..., :n].reshape(u, self.heads, s * p, n) @ v_pre).view(u, self.heads, s, p, -1)
+        out = out + att[..., n:] @ v
+        x_uspd = x_uspd + self.proj(out.permute(0, 2, 3, 1, 4).reshape(u, s, p, d))
+        return x_uspd + self.ff(self.norm2(x_uspd))
 
 
 @dataclass
@@ -342,12 +360,27 @@ class MindRecNet(nn.Module):
         return PrefixCache(kv=kv, mask=key_mask, hist=hist_bh)
 
     def decode(self, cache: PrefixCache, users_m: torch.Tensor, state_mp: torch.Tensor) -> torch.Tensor:
-        """Logits [M, P, Vmax] for partial paths whose user (row of `cache`) is `users_m`."""
+        """Logits [M, P, Vmax] for partial paths whose user (row of `cache`) is `users_m`.
+
+        Rows are grouped by user into [U, S] slots (S = most rows of one user; spare slots are
+        computed and dropped), so each layer reads a user's cached history once for all its beams.
+        """
+        m, device = len(users_m), users_m.device
+        order = torch.argsort(users_m, stable=True)
+        users, counts = torch.unique_consecutive(users_m[order], return_counts=True)
+        slots = int(counts.max()) if m else 0
+        group = torch.repeat_interleave(torch.arange(len(users), device=device), counts)
+        first = torch.cumsum(counts, 0) - counts
+        cell = torch.empty(m, dtype=torch.long, device=device)
+        cell[order] = group * slots + torch.arange(m, device=device) - first[group]  # each row's (user, slot)
         x = self._target(state_mp)
-        mask = torch.cat([cache.mask[users_m], cache.mask.new_zeros(len(x), x.shape[1])], dim=1)[:, None, None, :]
+        grid = x.new_zeros(len(users) * slots, *x.shape[1:]).index_copy_(0, cell, x)
+        grid = grid.view(len(users), slots, *x.shape[1:])
+        key_mask = cache.mask[users]
         for blk, (k, v) in zip(self.blocks, cache.kv, strict=True):
-            x, _ = blk(x, mask, prefix=(k[users_m], v[users_m]))
-        return self._head(x, cache.hist[users_m], state_mp)
+            grid = blk.forward_cached(grid, (k[users], v[users]), key_mask)
+        out = grid.view(len(users) * slots, *x.shape[1:])[cell]
+        return self._head(out, cache.hist[users_m], state_mp)
 
 
 class DiffusionExamples(NextItemWindows):

@@ -330,6 +330,8 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
         st = {name: _take(x, keep) for name, x in children.items()}
         st["score"] = st["score"].masked_fill(key == NEG, NEG)
+        if sub + 1 == index.depth:
+            st = _enter_leaf(index, st, cfg.renormalise)
     return _finish(index, st, k, calls)
 
 
@@ -337,7 +339,7 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
              tok: torch.Tensor, score: torch.Tensor, close: bool) -> dict[str, torch.Tensor]:
     """Children [B, T] inherit their parent's state plus one committed (position, token).
 
-    With `close`, once the leaf is known every forced identifier token is committed too.
+    With `close`, in the identifier phase every token the commitment forces is committed too.
     """
     tokens = _take(st["tokens"], parent).clone()
     tokens.scatter_(2, pos[:, :, None], tok[:, :, None])
@@ -350,15 +352,24 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
         return new
     nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
     new["node"] = torch.where(score > NEG, nxt, 0).clamp_min(0)
-    new["rows"] = _take(st["rows"], parent)
-    if sub + 1 == index.depth:  # leaf reached: its contiguous range of sorted items
-        lo = index.leaf_lo.to(device)[new["node"]]
-        size = index.leaf_size.to(device)[new["node"]]
-        arange = torch.arange(index.width, device=device)
-        new["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
-        if close:
-            new["tokens"] = _close(index, tokens, new["rows"], new["node"], at_leaf=True)
+    new["rows"] = st["rows"]  # still empty: a leaf's items are listed once its beams are kept (`_enter_leaf`)
     return new
+
+
+def _enter_leaf(index: PathIndex, st: dict[str, torch.Tensor], close: bool) -> dict[str, torch.Tensor]:
+    """Kept beams that just reached their leaf: its contiguous range of sorted items as consistent rows,
+    and (with `close`) the leaf's forced identifier tokens committed.
+
+    Done after the keep, not for every candidate child: rows are [B, K, W] with W the largest leaf.
+    """
+    device = st["node"].device
+    lo = index.leaf_lo.to(device)[st["node"]]
+    size = index.leaf_size.to(device)[st["node"]]
+    arange = torch.arange(index.width, device=device)
+    st["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
+    if close:
+        st["tokens"] = _close(index, st["tokens"], st["rows"], st["node"], at_leaf=True)
+    return st
 
 
 def _close(index: PathIndex, tokens: torch.Tensor, rows: torch.Tensor, node: torch.Tensor,
