@@ -17,10 +17,12 @@ CONSTRAINTS := constraints.txt
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+# The example plugin is installed too: tests/test_plugin_example.py uses it through its entry point.
+$(STAMP): pyproject.toml $(CONSTRAINTS) examples/plugin/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e examples/plugin
 	@touch $(STAMP)
 
 test: install
@@ -36,7 +38,7 @@ ci-report: install
 	$(VENV)/bin/genrec-bench report --results reports/ci-results --format html --out reports/leaderboard.html
 
 lint: install
-	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks
+	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks examples
 
 lock: install
 	$(PY) -m pip install --quiet --upgrade -e '.[dev]'
