@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 
-.PHONY: install test bench lint ci-report clean lock
+.PHONY: install test bench lint ci-report results clean lock
 
 # Every dependency version is pinned in constraints.txt, so a fresh install gets the versions the
 # committed records and tests were made with (torch is pinned by TORCH above, so it works for
@@ -36,6 +36,11 @@ ci-report: install
 	$(VENV)/bin/genrec-bench bench benchmarks/suites/ci-tiny.toml --results reports/ci-results --format markdown
 	$(VENV)/bin/genrec-bench report --results reports/ci-results --format markdown --out reports/leaderboard.md
 	$(VENV)/bin/genrec-bench report --results reports/ci-results --format html --out reports/leaderboard.html
+
+# docs/results.md, the README's Beauty summary and docs/reproduce.md's commands, rebuilt from the
+# committed records in benchmarks/results/ (run it after adding a record; tests fail when stale).
+results: install
+	$(PY) -m genrec_bench.results_page
 
 lint: install
 	$(VENV)/bin/ruff check genrec_bench cli baselines tests benchmarks examples

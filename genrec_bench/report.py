@@ -317,39 +317,66 @@ def _row_head(row: BoardRow) -> list[str]:
     return [row.label, ",".join(map(str, row.seeds)), str(row.n_users), short, row.id_table or "–"]
 
 
-def _render_markdown(boards: list[DatasetBoard]) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
+def best_per_model(rows: list[BoardRow]) -> list[BoardRow]:
+    """The best row of each backend, in board order: with 20+ ablation rows, what a reader compares first."""
+    best: dict[str, BoardRow] = {}
+    for row in rows:
+        best.setdefault(row.model, row)
+    return list(best.values())
 
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _render_markdown(boards: list[DatasetBoard]) -> str:
     out = ["## genrec-bench leaderboard", ""]
     if not boards:
         out += ["_No run records._", ""]
     for board in boards:
-        out += [f"### {esc(board.title)}", ""]
-        out += [f"> {esc(n)}" for n in board.notes] + ([""] if board.notes else [])
-        head = _header(board)
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
-        for row in board.rows:
-            cells = []
-            for c in board.columns:
-                mean, pm = _fmt_cell(row.cells[c])
-                cells.append(f"**{mean}** {pm}" if row.cells[c].best else f"{mean} {pm}")
-            label = f"**{esc(row.label)}**" if row.label == board.best_label else esc(row.label)
-            out.append("| " + " | ".join([label, *_row_head(row)[1:], *cells, _fmt_p(board, row)]) + " |")
-        out += ["", "_" + LEGEND.format(metric=metric_title(board.sig_metric)) + "_", ""]
-        if board.references:
-            cols = _ref_columns(board.references)
-            out += [f"**Published reference numbers for {esc(board.dataset)}** (not measured here; "
-                    "Recall@k = Hit@k under leave-one-out)", ""]
-            out.append("| ref | " + " | ".join(map(metric_title, cols)) + " | source | protocol |")
-            out.append("|" + "|".join(["---"] + ["---:"] * len(cols) + ["---", "---"]) + "|")
-            for ref in board.references:
-                vals = [f"{ref.metrics[c]:.4f}" if c in ref.metrics else "–" for c in cols]
-                cells = [f"ref: {esc(ref.model)}", *vals, esc(ref.source), esc(ref.protocol)]
-                out.append("| " + " | ".join(cells) + " |")
-            out.append("")
+        out += [f"### {_md(board.title)}", ""]
+        out += [f"> {_md(n)}" for n in board.notes] + ([""] if board.notes else [])
+        out += markdown_board(board)
     return "\n".join(out)
+
+
+def markdown_board(board: DatasetBoard, *, rows: list[BoardRow] | None = None,
+                   metrics: list[str] | None = None, brief: bool = False) -> list[str]:
+    """One board's Markdown lines: the leaderboard, its legend and the published reference rows.
+
+    `rows` and `metrics` select a summary (a README excerpt) from the same cells and p-values;
+    `brief` leaves out the users and short-list columns, the legend and the references' protocol.
+    """
+    rows = board.rows if rows is None else rows
+    metrics = board.columns if metrics is None else metrics
+    keep = [0, 1, 4] if brief else list(range(len(_head_names(board))))
+    head = [_head_names(board)[i] for i in keep] + [*map(metric_title, metrics),
+                                                    f"p vs best ({metric_title(board.sig_metric)})"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for row in rows:
+        cells = []
+        for c in metrics:
+            mean, pm = _fmt_cell(row.cells[c])
+            cells.append(f"**{mean}** {pm}" if row.cells[c].best else f"{mean} {pm}")
+        label = f"**{_md(row.label)}**" if row.label == board.best_label else _md(row.label)
+        values = [label, *_row_head(row)[1:]]
+        out.append("| " + " | ".join([*(values[i] for i in keep), *cells, _fmt_p(board, row)]) + " |")
+    out.append("")
+    if not brief:
+        out += ["_" + LEGEND.format(metric=metric_title(board.sig_metric)) + "_", ""]
+    if board.references:
+        cols = [c for c in _ref_columns(board.references) if not brief or c in metrics]
+        out += [f"**Published reference numbers for {_md(board.dataset)}** (not measured here; "
+                "Recall@k = Hit@k under leave-one-out)", ""]
+        tail = ["source"] if brief else ["source", "protocol"]
+        out.append("| ref | " + " | ".join([*map(metric_title, cols), *tail]) + " |")
+        out.append("|" + "|".join(["---"] + ["---:"] * len(cols) + ["---"] * len(tail)) + "|")
+        for ref in board.references:
+            vals = [f"{ref.metrics[c]:.4f}" if c in ref.metrics else "–" for c in cols]
+            text = [_md(ref.source)] if brief else [_md(ref.source), _md(ref.protocol)]
+            out.append("| " + " | ".join([f"ref: {_md(ref.model)}", *vals, *text]) + " |")
+        out.append("")
+    return out
 
 
 def _render_json(boards: list[DatasetBoard]) -> str:
