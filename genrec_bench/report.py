@@ -462,18 +462,24 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22")
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h2,.note,.legend{overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.5em 0 1em}
 th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
 th:first-child,td:first-child,th.text{text-align:left}
+table.leaderboard td{white-space:nowrap}
+table.leaderboard td:first-child{white-space:normal;min-width:10em;max-width:22em}
+table.leaderboard th{position:sticky;top:0;background:#fff}
 td.best{font-weight:bold;background:#e8f5e9}
 .pm{color:#888;font-size:.85em}
 table.references{color:#555;font-size:.9em}
-table.references td.text{text-align:left}
+table.references td.text{text-align:left;min-width:14em}
 .note{color:#a15c00}
 .legend{color:#666;font-size:.85em;max-width:60em}
-.scroll{overflow-x:auto}
-.plots{display:flex;flex-wrap:wrap;gap:1em}
-svg.plot{background:#fff;border:1px solid #eee}
+.scroll{overflow-x:auto;max-width:100%}
+.plots{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+svg.plot{background:#fff;border:1px solid #eee;max-width:100%;height:auto}
+details.all-rows{margin:1em 0}
+details.all-rows summary{cursor:pointer;color:#1f5fa8}
 """
 
 
@@ -483,6 +489,10 @@ class Series:
     xs: list[float]
     ys: list[float]
     color: str = ""  # empty: next palette colour; set it to keep one colour per model across plots
+    dashed: bool = False  # dashed line, hollow points: tells apart series that share a palette colour
+
+
+LEGEND_CHARS = 62  # a legend line at 11 px fits the chart's width up to about this many characters
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -507,15 +517,19 @@ def svg_chart(series: list[Series], *, svg_id: str, css_class: str, title: str, 
               lines: bool = True, log_x: bool = False, width: int = 440, height: int = 300) -> str:
     """A line chart (or scatter when `lines` is False) as a standalone <svg> string with a legend.
 
+    The legend sits below the axes, one entry per line, and the figure grows to hold it, so no
+    number of series covers the data; `height` is the height without the legend.
+
     `log_x` puts x on a log10 axis (ticks at powers of ten): latencies of a popularity baseline and
     a beam-search model differ by orders of magnitude. It needs positive x values.
     """
-    left, right, top, bottom = 60, 130, 30, 45
+    left, right, top, bottom = 60, 20, 30, 45
     pw, ph = width - left - right, height - top - bottom
+    total = height + (16 * len(series) + 8 if series else 0)  # the legend's lines below the x-axis label
     xs = [x for s in series for x in s.xs]
     ys = [y for s in series for y in s.ys]
     out = [f'<svg id="{svg_id}" class="plot {css_class}" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
+           f'height="{total}" viewBox="0 0 {width} {total}" role="img" aria-label="{html.escape(title)}">',
            f'<text x="{left}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
     if not xs:
         out.append(f'<text class="empty" x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" '
@@ -555,45 +569,62 @@ def svg_chart(series: list[Series], *, svg_id: str, css_class: str, title: str, 
         name = html.escape(s.name)
         pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(s.xs, s.ys, strict=True))
         out.append(f'<g class="series" data-name="{name}">')
+        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        fill = f'fill="#fff" stroke="{color}" stroke-width="1.5"' if s.dashed else f'fill="{color}"'
         if lines and len(s.xs) > 1:
-            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.8"/>')
-        out.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{color}"><title>{name}: '
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>')
+        out.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" {fill}><title>{name}: '
                    f'{_fmt_tick(x)}, {_fmt_tick(y)}</title></circle>'
                    for x, y in zip(s.xs, s.ys, strict=True))
-        ly = top + 12 + 16 * i
-        out.append(f'<rect x="{left + pw + 10}" y="{ly - 8}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{left + pw + 24}" y="{ly + 1}" font-size="11">{name}</text></g>')
+        ly = height + 16 * (i + 1)
+        short = html.escape(s.name if len(s.name) <= LEGEND_CHARS else s.name[: LEGEND_CHARS - 1] + "…")
+        out.append(f'<g class="legend-entry"><title>{name}</title>'
+                   f'<rect x="{left}" y="{ly - 9}" width="10" height="10" {fill}/>'
+                   f'<text x="{left + 15}" y="{ly}" font-size="11">{short}</text></g></g>')
     out.append("</svg>")
     return "".join(out)
 
 
 def _board_plots(board: DatasetBoard, i: int) -> str:
-    """The four plots of one board; ids are `plot-<board>-{hit,ndcg,latency,training}`."""
-    colors = {r.label: PALETTE[j % len(PALETTE)] for j, r in enumerate(board.rows)}
+    """The board's four plots over the best row of each backend (ids `plot-<board>-{hit,ndcg,latency,
+    training}`), and, when the board has more rows than backends, the same plots over every row in a
+    collapsed <details> (ids with `-all`): twenty curves in one chart hide the comparison that matters."""
+    best = best_per_model(board.rows)
+    html_ = ['<div class="plots">', *_plot_set(board, best, f"plot-{i}"), "</div>"]
+    if len(best) < len(board.rows):
+        html_ += [f'<details class="all-rows"><summary>Plots with all {len(board.rows)} rows (above: the best '
+                  f'row of each of the {len(best)} backends)</summary><div class="plots">',
+                  *_plot_set(board, board.rows, f"plot-{i}", "-all"), "</div></details>"]
+    return "".join(html_)
+
+
+def _plot_set(board: DatasetBoard, rows: list[BoardRow], prefix: str, suffix: str = "") -> list[str]:
+    styles = {r.label: (PALETTE[j % len(PALETTE)], (j // len(PALETTE)) % 2 == 1) for j, r in enumerate(rows)}
+
+    def series(name: str, label: str, xs: list[float], ys: list[float]) -> Series:
+        color, dashed = styles[label]
+        return Series(name, xs, ys, color, dashed)
 
     def curve(kind: str) -> list[Series]:
-        return [Series(r.label, [float(k) for k in board.ks], [r.cells[f"{kind}@{k}"].mean for k in board.ks],
-                       colors[r.label]) for r in board.rows]
+        return [series(r.label, r.label, [float(k) for k in board.ks], [r.cells[f"{kind}@{k}"].mean for k in board.ks])
+                for r in rows]
 
-    timed = [r for r in board.rows if r.users_per_second > 0]
-    latency = [Series(r.label, [1000.0 / r.users_per_second], [r.cells[board.sig_metric].mean], colors[r.label])
-               for r in timed]
-    training = [Series(r.label + (f" s{c.seed}" if len(r.curves) > 1 else ""), c.epochs, c.valid, colors[r.label])
-                for r in board.rows for c in r.curves]
+    latency = [series(r.label, r.label, [1000.0 / r.users_per_second], [r.cells[board.sig_metric].mean])
+               for r in rows if r.users_per_second > 0]
+    training = [series(r.label + (f" s{c.seed}" if len(r.curves) > 1 else ""), r.label, c.epochs, c.valid)
+                for r in rows for c in r.curves]
     sig = metric_title(board.sig_metric)
-    return "".join([
-        '<div class="plots">',
-        svg_chart(curve("hit"), svg_id=f"plot-{i}-hit", css_class="plot-hit", title="Hit@k over k",
+    return [
+        svg_chart(curve("hit"), svg_id=f"{prefix}-hit{suffix}", css_class="plot-hit", title="Hit@k over k",
                   xlabel="k", ylabel="Hit@k"),
-        svg_chart(curve("ndcg"), svg_id=f"plot-{i}-ndcg", css_class="plot-ndcg", title="NDCG@k over k",
+        svg_chart(curve("ndcg"), svg_id=f"{prefix}-ndcg{suffix}", css_class="plot-ndcg", title="NDCG@k over k",
                   xlabel="k", ylabel="NDCG@k"),
-        svg_chart(latency, svg_id=f"plot-{i}-latency", css_class="plot-latency", lines=False, log_x=True,
+        svg_chart(latency, svg_id=f"{prefix}-latency{suffix}", css_class="plot-latency", lines=False, log_x=True,
                   title=f"{sig} vs inference latency", xlabel="ms per user, log scale (1 / users per second)",
                   ylabel=sig),
-        svg_chart(training, svg_id=f"plot-{i}-training", css_class="plot-training",
+        svg_chart(training, svg_id=f"{prefix}-training{suffix}", css_class="plot-training",
                   title="validation NDCG@10 during training", xlabel="epoch", ylabel="valid NDCG@10"),
-        "</div>",
-    ])
+    ]
 
 
 def _render_html(boards: list[DatasetBoard]) -> str:
@@ -621,7 +652,7 @@ def _render_html(boards: list[DatasetBoard]) -> str:
         if board.references:
             cols = _ref_columns(board.references)
             body.append(f'<h3>Published reference numbers for {e(board.dataset)} (not measured here)</h3>'
-                        f'<table class="references" id="refs-{i}"><thead><tr><th>ref</th>'
+                        f'<div class="scroll"><table class="references" id="refs-{i}"><thead><tr><th>ref</th>'
                         + "".join(f"<th>{e(metric_title(c))}</th>" for c in cols)
                         + '<th class="text">source</th><th class="text">protocol</th></tr></thead><tbody>')
             for ref in board.references:
@@ -629,7 +660,7 @@ def _render_html(boards: list[DatasetBoard]) -> str:
                                for c in cols)
                 body.append(f'<tr class="ref"><td>ref: {e(ref.model)}</td>{vals}<td class="text">'
                             f'{e(ref.source)}</td><td class="text">{e(ref.protocol)}</td></tr>')
-            body.append("</tbody></table><p class=\"legend\">Recall@k = Hit@k under leave-one-out.</p>")
+            body.append("</tbody></table></div><p class=\"legend\">Recall@k = Hit@k under leave-one-out.</p>")
         body.append(_board_plots(board, i))
         body.append("</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>genrec-bench leaderboard"

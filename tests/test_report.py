@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -322,3 +323,63 @@ def test_short_lists_and_versions_reach_the_report() -> None:
     row = next(r for r in doc["boards"][0]["rows"] if r["label"] == "tiger")
     assert row["versions"] == {"torch": "2.13.0", "numpy": "2.4.6, 2.5.0"}
     assert row["short_lists"] == 5
+
+
+def many_records(n: int = 24) -> list[RunRecord]:
+    """`n` labelled rows over three backends, with labels as long as real ablation labels."""
+    rng = np.random.default_rng(0)
+    models = ("sasrec", "tiger", "mindrec")
+    records = [record(f"{models[j % 3]} (ablation {j}, item head on 2 levels, weight decay 0.1, beam 20)",
+                      list(rng.integers(0, 15, size=40)), ups=100.0 + j, history=[0.01 * j, 0.02 * j])
+               for j in range(n)]
+    for j, rec in enumerate(records):
+        rec.model = models[j % 3]
+    return records
+
+
+def test_html_plots_the_best_row_per_backend_with_every_row_one_click_away() -> None:
+    page = render(leaderboard(many_records()), "html")
+    dom = _Dom()
+    dom.feed(page)
+    assert len(dom.run_rows) == 24
+    assert dom.svgs == [f"plot-0-{kind}{suffix}" for suffix in ("", "-all")
+                        for kind in ("hit", "ndcg", "latency", "training")]
+    default, every = page.split('<details class="all-rows">')
+    assert default.count('<g class="series"') == 4 * 3 and every.count('<g class="series"') == 4 * 24
+    assert "all 24 rows" in every and "<script" not in page
+
+
+def test_legends_sit_below_the_plot_area() -> None:
+    page = render(leaderboard(many_records()), "html")
+    for svg in page.split("<svg ")[1:]:
+        frame = re.search(r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="none"', svg)
+        assert frame
+        bottom = float(frame.group(1)) + float(frame.group(2))
+        height = float(re.search(r'height="([\d.]+)"', svg).group(1))
+        legend_ys = [float(y) for y in re.findall(r'<g class="legend-entry"><title>[^<]*</title><rect x="[\d.]+" '
+                                                  r'y="([\d.-]+)"', svg)]
+        assert legend_ys and min(legend_ys) > bottom + 20 and max(legend_ys) + 10 <= height
+
+
+OVERFLOW_PROBE = """<script>
+document.querySelectorAll('details').forEach(d => d.open = true);
+const root = document.documentElement, box = document.querySelector('.scroll');
+document.body.dataset.pageOverflow = String(root.scrollWidth > root.clientWidth);
+document.body.dataset.tableScrolls = String(box.scrollWidth > box.clientWidth);
+</script></body>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (CI: apt-get install -y chromium)")
+def test_html_with_many_rows_has_no_horizontal_page_overflow(tmp_path: Path) -> None:
+    """At a narrow window the 24-row table scrolls inside its own box and nothing widens the page."""
+    page = tmp_path / "report.html"
+    page.write_text(render(leaderboard(many_records(), load_references()), "html").replace("</body>",
+                                                                                            OVERFLOW_PROBE))
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+           "--window-size=800,1000", "--dump-dom", page.as_uri()]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
+    body = re.search(r"<body([^>]*)>", out).group(1)
+    assert 'data-table-scrolls="true"' in body  # the table is wider than the window: the check has teeth
+    assert 'data-page-overflow="false"' in body
+    shutil.rmtree(tmp_path / "p", ignore_errors=True)
