@@ -99,18 +99,28 @@ class Block(nn.Module):
 
 
 class SASRecModule(nn.Module):
-    """Items [B, W] (pad = n_items, left-padded, W <= max_len) -> hidden states [B, W, D]."""
+    """Items [B, W] (pad = n_items, left-padded, W <= max_len) -> hidden states [B, W, D].
+
+    The item-sequence Transformer that SASRec, HSTU and BERT4Rec share: subclasses choose the
+    layer (`make_block`), whether attention is causal, and extra input tokens after pad (a [MASK]).
+    """
+
+    causal: ClassVar[bool] = True
+    n_special: ClassVar[int] = 1  # input rows after the items: pad (+ [MASK] for cloze models)
 
     def __init__(self, n_items: int, max_len: int, cfg: SASRecConfig):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
-        self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=n_items)  # last row = pad
+        self.item = nn.Embedding(n_items + self.n_special, cfg.hidden, padding_idx=n_items)  # row n_items = pad
         self.pos = nn.Embedding(max_len, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(self.make_block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
         self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
         self.apply(_init_weights)
+
+    def make_block(self, cfg: SASRecConfig) -> nn.Module:
+        return Block(cfg.hidden, cfg.heads, cfg.dropout)
 
     def forward(self, items_bw: torch.Tensor) -> torch.Tensor:
         w = items_bw.shape[1]
@@ -119,9 +129,10 @@ class SASRecModule(nn.Module):
         pos_w = torch.arange(self.max_len - w, self.max_len, device=items_bw.device)
         x = self.item(items_bw) * math.sqrt(self.item.embedding_dim) + self.pos(pos_w)
         x = self.drop(x) * real_bw[..., None]
-        # Causal over real keys; every position may see itself, so all-pad rows stay finite.
-        causal_ww = torch.ones(w, w, dtype=torch.bool, device=items_bw.device).tril()
-        allowed = causal_ww & (real_bw[:, None, :] | torch.eye(w, dtype=torch.bool, device=items_bw.device))
+        # Over real keys (causal unless bidirectional); every position may see itself, so all-pad rows stay finite.
+        allowed = real_bw[:, None, :] | torch.eye(w, dtype=torch.bool, device=items_bw.device)
+        if self.causal:
+            allowed = allowed & torch.ones(w, w, dtype=torch.bool, device=items_bw.device).tril()
         for block in self.blocks:
             x = block(x, allowed) * real_bw[..., None]
         return self.ln_f(x)
@@ -210,9 +221,10 @@ class SASRec:
     name: ClassVar[str] = "sasrec"
     decode_keys: ClassVar[tuple[str, ...]] = ()
     Config = SASRecConfig
+    Module: ClassVar[type[SASRecModule]] = SASRecModule
 
     def __init__(self, cfg: SASRecConfig | None = None):
-        self.cfg = cfg or SASRecConfig()
+        self.cfg = cfg or self.Config()
         self.module_: SASRecModule | None = None
         self.device_ = torch.device("cpu")
 
@@ -222,15 +234,15 @@ class SASRec:
 
         max_len = self.cfg.max_len or data.config.max_history
         self.device_ = resolve_device(cfg.device)
-        self.module_ = SASRecModule(data.n_items, max_len, self.cfg)
+        self.module_ = self.Module(data.n_items, max_len, self.cfg)
         flat, offsets = data.train_sequences()
-        windows = torch.from_numpy(training_windows(flat, offsets, max_len))
+        windows = torch.from_numpy(training_windows(flat, offsets, self.window_length(max_len)))
         windows[windows == PAD] = data.n_items
         if len(windows) == 0:
             raise GenrecError(f"dataset '{data.name}' has no training sequence of two or more items; "
                               "SASRec needs at least one next-item pair")
-        report = train(_Windows(self.module_, windows), cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg), workdir, label="sasrec")
+        report = train(self.examples(windows), cfg, self.device_,
+                       lambda: validation_ndcg(self, data, cfg), workdir, label=self.name)
         report.extra.update({"max_len": max_len, "windows": len(windows),
                              "train_targets": int((windows[:, :-1] != data.n_items).sum()),
                              "loss": "full_softmax_ce", "norm": "pre_ln"})
@@ -238,15 +250,28 @@ class SASRec:
             report.extra["repeat_bias"] = round(REPEAT_SCALE * self.module_.repeat.item(), 3)
         return report
 
-    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+    def window_length(self, max_len: int) -> int:
+        """Training windows hold this many inputs (plus the next item): next-item models see max_len."""
+        return max_len
+
+    def examples(self, windows: torch.Tensor) -> _Windows:
+        return _Windows(self.module_, windows)
+
+    def inputs(self, histories: torch.Tensor) -> torch.Tensor:
+        """Left-padded histories [B, H] (-1 = none) -> the model's input items [B, W], pad = n_items."""
         module = self._fitted()
         items_bw = histories[:, -module.max_len :].to(self.device_)
-        items_bw = trim_left(torch.where(items_bw < 0, module.n_items, items_bw), module.n_items)
+        return torch.where(items_bw < 0, module.n_items, items_bw)
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        module = self._fitted()
+        items_bw = trim_left(self.inputs(histories), module.n_items)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
                     else nullcontext())
         with torch.inference_mode(), autocast:
             module.eval()
-            scores_bn = module.logits(module(items_bw)[:, -1], items_bw)
+            seen = items_bw.masked_fill(items_bw > module.n_items, module.n_items)  # [MASK] is not an item
+            scores_bn = module.logits(module(items_bw)[:, -1], seen)
         return topk_stable(scores_bn.float(), k)
 
     def save(self, path: Path) -> None:
@@ -258,8 +283,8 @@ class SASRec:
     def load(cls, path: Path, device: torch.device | None = None) -> SASRec:
         meta, state = load_backend(path)
         # Runs saved before `repeat_bias` existed have no offset parameter.
-        model = cls(SASRecConfig(**{"repeat_bias": False, **meta["config"]}))
-        model.module_ = SASRecModule(state["n_items"], state["max_len"], model.cfg)
+        model = cls(cls.Config(**{"repeat_bias": False, **meta["config"]}))
+        model.module_ = cls.Module(state["n_items"], state["max_len"], model.cfg)
         model.module_.load_state_dict(state["module"])
         model.device_ = device or torch.device("cpu")
         model.module_.to(model.device_).eval()
@@ -267,5 +292,5 @@ class SASRec:
 
     def _fitted(self) -> SASRecModule:
         if self.module_ is None:
-            raise GenrecError("sasrec model is not fitted; call fit() or load() first")
+            raise GenrecError(f"{self.name} model is not fitted; call fit() or load() first")
         return self.module_

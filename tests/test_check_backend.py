@@ -21,6 +21,8 @@ from genrec_bench.testing import ContractViolation, check_backend
 TINY: dict[str, dict[str, object]] = {
     "popularity": {},
     "sasrec": {"hidden": 16, "layers": 1},
+    "hstu": {"hidden": 16, "layers": 1},
+    "bert4rec": {"hidden": 16, "layers": 1},
     "tiger": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
               "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id"},
     "mindrec": {"d_model": 32, "layers": 1, "heads": 2, "d_ff": 64, "sid_codebook": 4, "sid_levels": 2,

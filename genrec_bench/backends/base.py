@@ -102,6 +102,8 @@ class Backend(Protocol):
 REGISTRY: dict[str, str] = {
     "popularity": "genrec_bench.baselines.popularity:Popularity",
     "sasrec": "genrec_bench.baselines.sasrec:SASRec",
+    "hstu": "genrec_bench.baselines.hstu:HSTU",
+    "bert4rec": "genrec_bench.baselines.bert4rec:BERT4Rec",
     "tiger": "genrec_bench.backends.tiger:Tiger",
     "mindrec": "genrec_bench.backends.mindrec:MindRec",
 }
