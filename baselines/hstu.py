@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule
 from genrec_bench.backends.base import FitReport
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule
 from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import SplitData
 
