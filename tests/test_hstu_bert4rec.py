@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from test_cli import run_cli
 
+from genrec_bench.backends.base import REGISTRY
 from genrec_bench.baselines.bert4rec import BERT4Rec, BERT4RecConfig, BERT4RecModule, _Cloze, cloze_mask
 from genrec_bench.baselines.hstu import HSTUBlock, pointwise_attention, relative_distance
 
@@ -77,6 +78,12 @@ def test_bert4rec_predicts_at_a_mask_after_the_most_recent_items() -> None:
     model.module_ = BERT4RecModule(n_items=10, max_len=4, cfg=model.cfg)
     hist = torch.tensor([[-1, -1, 2, 3, 4, 5], [-1, -1, -1, -1, -1, 7]])
     assert model.inputs(hist).tolist() == [[3, 4, 5, 11], [10, 10, 7, 11]]  # pad 10, [MASK] 11
+
+
+def test_train_help_names_every_built_in(capsys, monkeypatch) -> None:
+    _, out, _ = run_cli(["train", "--help"], capsys, monkeypatch)
+    flat = " ".join(out.replace("│", " ").split())
+    assert all(name in flat for name in REGISTRY), flat
 
 
 @pytest.mark.parametrize("model", ["hstu", "bert4rec"])
