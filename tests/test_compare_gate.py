@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import run_cli
 
-from genrec_bench.cli.main import main
 from genrec_bench.results import RunRecord, write_record
 
 USERS = 300
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["genrec-bench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def saved(root: Path, run_id: str, ranks: list[int], fingerprint: str = "fpA") -> str:
