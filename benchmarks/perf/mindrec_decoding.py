@@ -66,8 +66,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     decode = parse_decode(args.decode)
-    _, mindrec, data = open_run(args.mindrec, "cpu", decode)
-    _, tiger, tiger_data = open_run(args.tiger, "cpu")
+    info, mindrec, data = open_run(args.mindrec, "cpu", decode)
+    tiger_info, tiger, tiger_data = open_run(args.tiger, "cpu")
+    if (info["model"], tiger_info["model"]) != ("mindrec", "tiger"):
+        raise SystemExit(f"--mindrec is a {info['model']} run and --tiger a {tiger_info['model']} run")
     if data.fingerprint != tiger_data.fingerprint:
         raise SystemExit("the two runs were trained on different splits; give runs of one dataset")
     hist, _ = data.to_tensors("test", None, np.arange(min(args.users, data.n_users)))
