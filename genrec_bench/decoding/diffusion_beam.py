@@ -179,8 +179,16 @@ class Moves(NamedTuple):
     committable: torch.Tensor  # [B, K, P] bool: masked positions the order lets the beam fill now
 
 
-def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator) -> Moves:
-    """The moves of every beam at sub-step `sub` (in the category phase only the next level's row is filled)."""
+def _item_cells(index: PathIndex, rows: torch.Tensor) -> torch.Tensor:
+    """[B, K, C, L] identifier tokens of each beam's consistent items, token v at identifier l as l*V + v
+    (rows of -1 read item 0: callers mask them). Gathered once per sub-step for `_allowed` and `_owners`."""
+    return index.id_tokens.to(rows.device)[rows.clamp_min(0)]
+
+
+def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator,
+             cells: torch.Tensor | None) -> Moves:
+    """The moves of every beam at sub-step `sub` (in the category phase only the next level's row is filled);
+    `cells` are `_item_cells` of the beams' rows, needed once an identifier has been chosen."""
     tokens = st["tokens"]
     b, k, p_len = tokens.shape
     vmax, device = index.vmax, tokens.device
@@ -194,9 +202,7 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
     if sub == index.depth:  # no identifier choice made inside the leaf yet (forced ones keep its items): tables
         held = index.leaf_count.to(device)[st["node"]] > 0
     else:  # tokens of the still-consistent items: one scatter over the (small, compacted) sets
-        rows = st["rows"]
-        cells = index.id_tokens.to(device)[rows.clamp_min(0)]  # [B, K, C, L]
-        cells = cells.masked_fill((rows < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
+        cells = cells.masked_fill((st["rows"] < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
         held = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.bool, device=device).scatter_(1, cells, True)
         held = held[:, :-1].view(b, k, n_ids, vmax)
     valid = torch.cat([held.new_zeros(b, k, index.depth, vmax), held], dim=2)  # categories: nothing to commit
@@ -222,8 +228,8 @@ def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, vmax:
     return out.view(b, k, p_len, vmax)
 
 
-def _owners(index: PathIndex, rows: torch.Tensor, cand_bkpv: torch.Tensor, stay_bk: torch.Tensor,
-            disjoint: bool) -> torch.Tensor:
+def _owners(index: PathIndex, rows: torch.Tensor, cells: torch.Tensor, cand_bkpv: torch.Tensor,
+            stay_bk: torch.Tensor, disjoint: bool) -> torch.Tensor:
     """[B, K*P*Vmax + K] bool: candidates that are the best (then the first) candidate holding some item.
 
     Candidate ids are (parent, position, token) moves in `cand_bkpv`'s layout, then one "stay" per
@@ -235,7 +241,7 @@ def _owners(index: PathIndex, rows: torch.Tensor, cand_bkpv: torch.Tensor, stay_
     b, k, p_len, vmax = cand_bkpv.shape
     c, depth, device = rows.shape[2], index.depth, rows.device
     n_ids = p_len - depth
-    cells = index.id_tokens.to(device)[rows.clamp_min(0)].view(b, k, c * n_ids)  # identifier l, token v: l*V + v
+    cells = cells.reshape(b, k, c * n_ids)
     via = torch.gather(cand_bkpv[:, :, depth:].reshape(b, k, -1), 2, cells).view(b, k, c, n_ids)
     via = torch.cat([via, stay_bk[:, :, None, None].expand(-1, -1, c, 1)], dim=3)  # [B, K, C, L + 1]
     best, arg = via.max(dim=3)  # ties: the first position
@@ -298,7 +304,9 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             logp = _query(log_probs, st["tokens"], live & ~done, vmax)
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
-        moves = _allowed(index, st, sub, cfg.order, gen)
+        owners = cfg.merge_determined and sub >= index.depth
+        cells = _item_cells(index, st["rows"]) if owners or sub > index.depth else None
+        moves = _allowed(index, st, sub, cfg.order, gen, cells)
         allowed = moves.valid & moves.committable[..., None] & live[:, :, None, None]
         step_logp = _take(logp, st["origin"])
         if cfg.renormalise:
@@ -307,10 +315,9 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         cand_bkpv = st["score"][:, :, None, None] + step_logp.masked_fill(~allowed, NEG)
         stay_bk = st["score"].masked_fill(~done, NEG)
         cand = torch.cat([cand_bkpv.view(b, -1), stay_bk], dim=1)
-        owners = cfg.merge_determined and sub >= index.depth
         if owners:  # each owner holds an item no better candidate holds: owners are distinct item sets
             disjoint = sub == index.depth  # one beam per leaf, no identifier chosen yet
-            cand = cand.masked_fill(~_owners(index, st["rows"], cand_bkpv, stay_bk, disjoint), NEG)
+            cand = cand.masked_fill(~_owners(index, st["rows"], cells, cand_bkpv, stay_bk, disjoint), NEG)
         # Pool: without owners a child state may repeat; the best beam*P leave room for the repeats.
         pool = beam if owners and not cfg.diversity else beam * p_len
         score, idx = torch.topk(cand, min(cand.shape[1], pool), dim=1)  # best first
@@ -382,7 +389,7 @@ def _close(index: PathIndex, tokens: torch.Tensor, rows: torch.Tensor, node: tor
     if at_leaf:
         forced = index.leaf_forced.to(tokens.device)[node]  # [B, T, L]
     else:
-        cells = index.id_tokens.to(tokens.device)[rows.clamp_min(0)]  # [B, T, C, L], identifier l at l*V + v
+        cells = _item_cells(index, rows)  # [B, T, C, L]
         held = (rows >= 0)[..., None]
         lo = cells.masked_fill(~held, cells.new_tensor(torch.iinfo(torch.long).max)).amin(dim=2)
         hi = cells.masked_fill(~held, -1).amax(dim=2)
