@@ -257,6 +257,11 @@ class TigerNet(nn.Module):
 
     def forward(self, hist_bh: torch.Tensor, target_b: torch.Tensor) -> torch.Tensor:
         """Teacher-forced cross-entropy of the target items' token sequences."""
+        return self.token_loss(hist_bh, target_b)[0]
+
+    def token_loss(self, hist_bh: torch.Tensor, target_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`forward`'s cross-entropy, the decoder states [B, L, d] that predict each level's code), so a
+        subclass can add a loss on the states without running the decoder twice."""
         enc_bsd, mask_bs = self.encode(hist_bh)
         labels_bl = self.item_tokens[target_b]
         hidden_bld = self.t5.decoder(input_ids=self.t5._shift_right(labels_bl), encoder_hidden_states=enc_bsd,
@@ -269,7 +274,7 @@ class TigerNet(nn.Module):
                 offset_bc = self.repeat_offset(hist_codes_bhl, target_codes_bl[:, None, :t])[:, 0]
                 logits_blv[:, t, lo : lo + size] += offset_bc
         if not self.constrained:
-            return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten())
+            return F.cross_entropy(logits_blv.flatten(0, 1), labels_bl.flatten()), hidden_bld
         allowed_blv = self.child_ok[self.item_prefix_nodes[target_b]]
         level_blv = self.level_logits(logits_blv)
         if self.item_out is not None:
@@ -278,7 +283,7 @@ class TigerNet(nn.Module):
                 extra = self.item_scores(hidden_bld[:, t], prefix_nodes_bl[:, t], t, tables)
                 level_blv[:, t, : extra.shape[1]] += extra.float()
         level_blv = level_blv.masked_fill(~allowed_blv, float("-inf"))
-        return F.cross_entropy(level_blv.flatten(0, 1), (labels_bl - self.offsets).flatten())
+        return F.cross_entropy(level_blv.flatten(0, 1), (labels_bl - self.offsets).flatten()), hidden_bld
 
 
 class FastDecoder:
@@ -422,12 +427,19 @@ class Tiger:
         self.device_ = torch.device("cpu")
         self.source_ = ""
 
-    def _build(self, codes: torch.Tensor, sizes: tuple[int, ...], device: torch.device) -> None:
+    def _build(self, codes: torch.Tensor, sizes: tuple[int, ...], device: torch.device,
+               saved: dict[str, torch.Tensor] | None = None) -> None:
         self.codes_ = codes.long().cpu()
         trie = build_trie(self.codes_, sizes)
-        self.net_ = TigerNet(self.cfg, self.codes_, sizes, trie).to(device)
+        self.net_ = self._make_net(self.codes_, sizes, trie, saved).to(device)
         self.trie_ = trie.to(device)
         self.device_ = device
+
+    def _make_net(self, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie,
+                  saved: dict[str, torch.Tensor] | None) -> TigerNet:
+        """The network `_build` wraps. `saved` is the state dict `load` restores next (None in `fit`), for
+        a subclass whose buffers are sized by data that `load` does not have."""
+        return TigerNet(self.cfg, codes, sizes, trie)
 
     def semantic_ids(self, data: SplitData) -> SemanticIds:
         """The item ids a fit on `data` uses: read from `sid_file`, else built from the sid_* keys."""
@@ -450,7 +462,7 @@ class Tiger:
         trainable = TrainingPrefixes(self.net_, data, self.max_history_)
         sid_seconds = time.perf_counter() - start
         report = train(trainable, cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg), workdir, label="tiger")
+                       lambda: validation_ndcg(self, data, cfg), workdir, label=self.name)
         report.extra.update({
             "history_encoding": self.cfg.history_encoding,
             "departures_from_paper": self._departures(),
@@ -530,8 +542,8 @@ class Tiger:
     def load(cls, path: Path, device: torch.device | None = None) -> Tiger:
         meta, state = load_backend(path)
         # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
-        model = cls(TigerConfig(**{"repeat_bias": False, "constrained_softmax": False, **meta["config"]}))
-        model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"))
+        model = cls(cls.Config(**{"repeat_bias": False, "constrained_softmax": False, **meta["config"]}))
+        model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"), state["net"])
         model.net_.load_state_dict(state["net"])
         model.net_.eval()
         model.max_history_ = int(state["max_history"])
