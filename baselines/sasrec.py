@@ -111,7 +111,7 @@ class SASRecModule(nn.Module):
     def __init__(self, n_items: int, max_len: int, cfg: SASRecConfig):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
-        self.item = nn.Embedding(n_items + self.n_special, cfg.hidden, padding_idx=n_items)  # row n_items = pad
+        self.item = self.make_item_table(n_items, cfg)
         self.pos = nn.Embedding(max_len, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(self.make_block(cfg) for _ in range(cfg.layers))
@@ -119,15 +119,23 @@ class SASRecModule(nn.Module):
         self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
         self.apply(_init_weights)
 
+    def make_item_table(self, n_items: int, cfg: SASRecConfig) -> nn.Embedding:
+        """The input (and output) embedding: one row per item, then the special tokens."""
+        return nn.Embedding(n_items + self.n_special, cfg.hidden, padding_idx=n_items)  # row n_items = pad
+
     def make_block(self, cfg: SASRecConfig) -> nn.Module:
         return Block(cfg.hidden, cfg.heads, cfg.dropout)
+
+    def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
+        """Input vectors [B, W, D] of the items (padding rows are zeroed by the caller)."""
+        return self.item(items_bw) * math.sqrt(self.item.embedding_dim)
 
     def forward(self, items_bw: torch.Tensor) -> torch.Tensor:
         w = items_bw.shape[1]
         real_bw = items_bw != self.n_items
         # Position ids count from the right: the most recent item is always max_len - 1.
         pos_w = torch.arange(self.max_len - w, self.max_len, device=items_bw.device)
-        x = self.item(items_bw) * math.sqrt(self.item.embedding_dim) + self.pos(pos_w)
+        x = self.embed(items_bw) + self.pos(pos_w)
         x = self.drop(x) * real_bw[..., None]
         # Over real keys (causal unless bidirectional); every position may see itself, so all-pad rows stay finite.
         allowed = real_bw[:, None, :] | torch.eye(w, dtype=torch.bool, device=items_bw.device)
@@ -234,7 +242,7 @@ class SASRec:
 
         max_len = self.cfg.max_len or data.config.max_history
         self.device_ = resolve_device(cfg.device)
-        self.module_ = self.Module(data.n_items, max_len, self.cfg)
+        self.module_ = self.build_module(data, max_len)
         flat, offsets = data.train_sequences()
         windows = torch.from_numpy(training_windows(flat, offsets, self.window_length(max_len)))
         windows[windows == PAD] = data.n_items
@@ -249,6 +257,10 @@ class SASRec:
         if self.module_.repeat is not None:
             report.extra["repeat_bias"] = round(REPEAT_SCALE * self.module_.repeat.item(), 3)
         return report
+
+    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
+        """The untrained sequence model for `data` (a tokenising subclass derives its item codes here)."""
+        return self.Module(data.n_items, max_len, self.cfg)
 
     def window_length(self, max_len: int) -> int:
         """Training windows hold this many inputs (plus the next item): next-item models see max_len."""

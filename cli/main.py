@@ -125,7 +125,9 @@ def models(
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create (or to resume).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Backend: a built-in (popularity, sasrec, hstu, "
-                                                                    "bert4rec, tiger, mindrec), an installed plugin's "
+                                                                    "bert4rec, rpg, tiger, liger, mindrec), an "
+                                                                    "installed "
+                                                                    "plugin's "
                                                                     "name or "
                                                                     "package.module:ClassName (see `models`; not "
                                                                     "needed with --resume).")] = None,

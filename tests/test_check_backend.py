@@ -23,8 +23,11 @@ TINY: dict[str, dict[str, object]] = {
     "sasrec": {"hidden": 16, "layers": 1},
     "hstu": {"hidden": 16, "layers": 1},
     "bert4rec": {"hidden": 16, "layers": 1},
+    "rpg": {"hidden": 16, "layers": 1, "codes": 4, "code_bits": 2, "beam_width": 6, "graph_edges": 3},
     "tiger": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
               "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id"},
+    "liger": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
+              "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id", "beam_width": 6, "candidates": 8},
     "mindrec": {"d_model": 32, "layers": 1, "heads": 2, "d_ff": 64, "sid_codebook": 4, "sid_levels": 2,
                 "tree_source": "kmeans", "tree_branching": 2, "history_repr": "id_codes"},
 }

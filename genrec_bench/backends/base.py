@@ -104,6 +104,8 @@ REGISTRY: dict[str, str] = {
     "sasrec": "genrec_bench.baselines.sasrec:SASRec",
     "hstu": "genrec_bench.baselines.hstu:HSTU",
     "bert4rec": "genrec_bench.baselines.bert4rec:BERT4Rec",
+    "rpg": "genrec_bench.backends.rpg:RPG",
+    "liger": "genrec_bench.backends.liger:Liger",
     "tiger": "genrec_bench.backends.tiger:Tiger",
     "mindrec": "genrec_bench.backends.mindrec:MindRec",
 }

@@ -1,0 +1,244 @@
+"""RPG (Hou et al., "Generating Long Semantic IDs in Parallel for Recommendation", KDD 2025).
+
+Tokenisation: each item becomes `codes` unordered codes (default 32) by optimised product
+quantisation of its feature vector (faiss OPQ, `items.product_quantize`); no code refines another.
+
+Model: SASRec's causal Transformer over items (shared with HSTU and BERT4Rec), where an item's
+input is the mean of its code embeddings. One residual head per code position maps the last hidden
+state to a query; the logits of position m's codes are the cosine similarities of that query with
+position m's code embeddings (the input table, shared) divided by `temperature`. Training is the
+cross-entropy of every code of the next item, all positions at once. An item's score is the mean of
+its codes' log-probabilities, so the catalogue is ranked without any autoregressive step.
+
+Decoding (`decode`):
+- `"graph"` (the paper's): beam propagation over an item graph in which each item links to the
+  `graph_edges` items whose codes' embeddings are most similar. The beam starts from `beam_width`
+  items drawn once with `graph_seed` (the same for every user, so a list never depends on its
+  batch), and each of `graph_steps` steps scores the beam and its neighbours and keeps the best
+  `beam_width`. Only those candidates are scored, so the cost does not grow with the catalogue.
+  The graph is built from the trained embeddings on first use (a pure function of the weights).
+- `"exact"`: every item scored, the exact top-k. Model selection during training always uses it
+  (the graph belongs to the final weights). `benchmarks/perf/rpg_graph.py` measures the graph's
+  recall of the exact top-k and both speeds.
+
+Departures from the paper, each a switch recorded in the run record: the paper's feature vectors
+are sentence-T5 embeddings of item text; `features = "auto"` uses text where a dataset has it and
+attribute + co-occurrence vectors otherwise (Amazon 2014 ships no text). The history model is
+SASRec's pre-LN block instead of GPT-2's, with the CPU-sized width of `benchmarks/configs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrec_bench.backends.base import FitReport, Ranked
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows, trim_left
+from genrec_bench.config import TrainConfig, _check
+from genrec_bench.data.split import SplitData
+from genrec_bench.items.features import item_features
+from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
+from genrec_bench.ranking import topk_stable
+
+DECODERS = ("graph", "exact")
+
+
+@dataclass(frozen=True)
+class RPGConfig(SASRecConfig):
+    """SASRec's keys (no repeat offset: scores are per code) plus the tokeniser, head and graph search."""
+
+    hidden: int = 128
+    heads: int = 2
+    repeat_bias: bool = False
+    codes: int = 32  # codes per item (the semantic ID's length)
+    code_bits: int = 8  # 2^bits codes per position
+    opq_iters: int = 20  # OPQ rotation rounds (faiss's default is 50; the codes change little after 20)
+    features: str = "auto"  # item feature spec, as TIGER's sid_features
+    temperature: float = 0.07
+    decode: str = "graph"
+    beam_width: int = 50
+    graph_edges: int = 50
+    graph_steps: int = 3
+    graph_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(not self.repeat_bias, "model.repeat_bias", "false (RPG scores items by their codes)",
+               self.repeat_bias)
+        for key in ("codes", "beam_width", "graph_edges", "graph_steps", "opq_iters"):
+            value = getattr(self, key)
+            _check(_is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
+        _check(_is_int(self.code_bits) and 1 <= self.code_bits <= 12, "model.code_bits", "an integer in [1, 12]",
+               self.code_bits)
+        _check(_is_int(self.graph_seed), "model.graph_seed", "an integer", self.graph_seed)
+        _check(isinstance(self.temperature, int | float) and self.temperature > 0, "model.temperature",
+               "a number > 0", self.temperature)
+        _check(self.decode in DECODERS, "model.decode", f"one of {', '.join(DECODERS)}", self.decode)
+        _check(isinstance(self.features, str) and bool(self.features), "model.features",
+               "a feature spec such as auto, text, attributes+collab", self.features)
+
+
+class RPGModule(SASRecModule):
+    """SASRec's sequence model with code-mean inputs and one scoring head per code position."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: RPGConfig):
+        self.n_codes, self.n_sub = cfg.codes, 1 << cfg.code_bits
+        super().__init__(n_items, max_len, cfg)
+        self.temperature = cfg.temperature
+        # Row n_items (padding) holds token 0; its input is zeroed by the padding mask anyway.
+        self.register_buffer("tokens", torch.zeros(n_items + 1, self.n_codes, dtype=torch.long))
+        self.head_w = nn.Parameter(torch.randn(self.n_codes, cfg.hidden, cfg.hidden) * 0.02)
+        self.head_b = nn.Parameter(torch.zeros(self.n_codes, cfg.hidden))
+
+    def make_item_table(self, n_items: int, cfg: SASRecConfig) -> nn.Embedding:
+        return nn.Embedding(self.n_codes * self.n_sub, cfg.hidden)  # position m's codes: rows m * n_sub + c
+
+    def set_codes(self, codes_nm: torch.Tensor) -> None:
+        """Item codes [N, M] in [0, n_sub) -> flat token ids of the shared code table."""
+        offsets = torch.arange(self.n_codes, device=codes_nm.device) * self.n_sub
+        self.tokens[: self.n_items] = codes_nm.to(self.tokens) + offsets.to(self.tokens)
+
+    def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
+        return self.item(self.tokens[items_bw]).mean(dim=2)
+
+    def code_logprobs(self, hidden_td: torch.Tensor) -> torch.Tensor:
+        """Hidden states [T, D] -> log-probabilities [T, M, n_sub] of every position's codes."""
+        query = hidden_td[:, None] + F.silu(torch.einsum("td,mde->tme", hidden_td, self.head_w) + self.head_b)
+        table = F.normalize(self.item.weight.view(self.n_codes, self.n_sub, -1), dim=2)
+        logits = torch.einsum("tme,mce->tmc", F.normalize(query, dim=2), table) / self.temperature
+        return logits.float().log_softmax(dim=2)
+
+    def item_scores(self, logp_bmc: torch.Tensor, items_bc: torch.Tensor) -> torch.Tensor:
+        """Scores [B, C] of candidate items [B, C]: the mean log-probability of their codes."""
+        b, c = items_bc.shape
+        tokens = self.tokens[items_bc].view(b, c * self.n_codes)
+        return logp_bmc.reshape(b, -1).gather(1, tokens).view(b, c, self.n_codes).mean(dim=2)
+
+    def all_scores(self, logp_bmc: torch.Tensor) -> torch.Tensor:
+        """Scores [B, N] of the whole catalogue (one position's gather at a time bounds the memory)."""
+        flat = logp_bmc.reshape(len(logp_bmc), -1)
+        scores = torch.zeros(len(flat), self.n_items, device=flat.device)
+        for m in range(self.n_codes):
+            scores += flat.index_select(1, self.tokens[: self.n_items, m])
+        return scores / self.n_codes
+
+    def item_vectors(self) -> torch.Tensor:
+        """[N, M * D]: each item's normalised code embeddings side by side, scaled so that the dot
+        product of two items is the mean cosine similarity of their codes position by position."""
+        table = F.normalize(self.item.weight, dim=1)
+        return table[self.tokens[: self.n_items]].flatten(1) / self.n_codes ** 0.5
+
+
+def item_graph(vectors_nd: torch.Tensor, edges: int, chunk: int = 1024) -> torch.Tensor:
+    """[N, E] neighbours of every item: the `edges` most similar other items (ties: lower index first)."""
+    n = len(vectors_nd)
+    edges = min(edges, n - 1)
+    out = torch.empty(n, edges, dtype=torch.long)
+    for start in range(0, n, chunk):
+        sim = vectors_nd[start : start + chunk] @ vectors_nd.T
+        rows = torch.arange(len(sim))
+        sim[rows, rows + start] = -float("inf")
+        out[start : start + chunk] = topk_stable(sim, edges).items
+    return out
+
+
+def graph_search(scorer: Callable[[torch.Tensor], torch.Tensor], batch: int, graph_ne: torch.Tensor,
+                 start_w: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Beam propagation for `batch` users: (items [B, W], scores [B, W]) best first, W = len(start_w).
+
+    `scorer(items [B, C]) -> scores [B, C]`. Each step scores the beam and the graph neighbours of
+    its items, drops repeated candidates and keeps the best W (ties: lower item index first). The
+    start holds W distinct items and every step's candidates include the beam, so the beam always
+    holds W distinct items: the list is full whenever the catalogue has W items.
+    """
+    w = len(start_w)
+    beam = start_w[None].expand(batch, w)
+    for _ in range(steps):
+        cand, _ = torch.cat([beam, graph_ne[beam].flatten(1)], dim=1).sort(dim=1)
+        repeat = torch.zeros_like(cand, dtype=torch.bool)
+        repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+        scores = scorer(cand).masked_fill(repeat, -float("inf"))
+        best = topk_stable(scores, w).items  # candidates are sorted by item, so ties keep the lower index
+        beam = cand.gather(1, best)
+    scores = scorer(beam)
+    order = topk_stable(scores, w).items
+    return beam.gather(1, order), scores.gather(1, order)
+
+
+class _CodeWindows(_Windows):
+    """SASRec's training windows; the loss is the cross-entropy of all the next item's codes."""
+
+    def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        m: RPGModule = self.module  # type: ignore[assignment]
+        inputs_bw, targets_bw = batch[:, :-1], batch[:, 1:]
+        real = inputs_bw != m.n_items
+        logp_tmc = m.code_logprobs(module(inputs_bw)[real])
+        target_tm = m.tokens[targets_bw[real]] - torch.arange(m.n_codes, device=batch.device) * m.n_sub
+        return F.nll_loss(logp_tmc.flatten(0, 1), target_tm.flatten())
+
+
+class RPG(SASRec):
+    name: ClassVar[str] = "rpg"
+    decode_keys: ClassVar[tuple[str, ...]] = ("decode", "beam_width", "graph_edges", "graph_steps", "graph_seed")
+    Config = RPGConfig
+    Module: ClassVar[type[SASRecModule]] = RPGModule
+
+    def __init__(self, cfg: RPGConfig | None = None):
+        super().__init__(cfg)
+        self._graph: tuple[int, torch.Tensor] | None = None  # (edges, neighbours) of the current weights
+        self._exact_only = False
+
+    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
+        cfg: RPGConfig = self.cfg
+        feats = item_features(data, cfg.features)
+        codes = opq_codes(feats, cfg.codes, cfg.code_bits, seed=0, threads=torch.get_num_threads(),
+                          iters=cfg.opq_iters)
+        self._codes_info = {"codes_digest": codes_digest(codes), "code_collisions": code_collisions(codes),
+                            "feature_dim": int(feats.shape[1])}
+        module = self.Module(data.n_items, max_len, cfg)
+        module.set_codes(torch.from_numpy(codes))  # type: ignore[operator]
+        return module
+
+    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
+        self._exact_only, self._graph = True, None
+        try:
+            report = super().fit(data, cfg, workdir)
+        finally:
+            self._exact_only = False
+        report.extra.update({"loss": "parallel_code_ce", "validation_decode": "exact", **self._codes_info,
+                             "departures": [f"features={self.cfg.features} (paper: sentence-T5 text embeddings)",
+                                            "history model: pre-LN SASRec block (paper: GPT-2)"]})
+        return report
+
+    def examples(self, windows: torch.Tensor) -> _Windows:
+        return _CodeWindows(self.module_, windows)
+
+    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+        module: RPGModule = self._fitted()  # type: ignore[assignment]
+        with torch.inference_mode():
+            module.eval()
+            logp_bmc = module.code_logprobs(module(trim_left(self.inputs(histories), module.n_items))[:, -1])
+            if self._exact_only or self.cfg.decode == "exact":
+                return topk_stable(module.all_scores(logp_bmc), k)
+            width = min(max(self.cfg.beam_width, k), module.n_items)
+            start = torch.randperm(module.n_items, generator=torch.Generator().manual_seed(self.cfg.graph_seed))
+            items, scores = graph_search(partial(module.item_scores, logp_bmc), len(logp_bmc),
+                                         self.graph().to(logp_bmc.device), start[:width].to(logp_bmc.device),
+                                         self.cfg.graph_steps)
+        return Ranked(items[:, :k].contiguous(), scores[:, :k].contiguous())
+
+    def graph(self) -> torch.Tensor:
+        """The item graph of the current weights with `graph_edges` neighbours, built once."""
+        if self._graph is None or self._graph[0] != self.cfg.graph_edges:
+            module: RPGModule = self._fitted()  # type: ignore[assignment]
+            with torch.inference_mode():
+                self._graph = (self.cfg.graph_edges, item_graph(module.item_vectors().cpu(), self.cfg.graph_edges))
+        return self._graph[1]
+
