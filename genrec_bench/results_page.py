@@ -34,6 +34,7 @@ from genrec_bench.results import RunRecord, load_records
 RECORDS = Path("benchmarks/results")
 SUMMARY_DATASET = "beauty"
 SUMMARY_METRICS = ("hit@10", "ndcg@10")
+MATRIX_METRIC = "ndcg@10"
 RESULTS_INTRO = """\
 # Results
 
@@ -69,11 +70,39 @@ def results_page(boards: list[DatasetBoard], source: str) -> str:
     out = [RESULTS_INTRO, ""]
     if not boards:
         out += [f"_No run records in `{source}`._", ""]
+    else:
+        out += summary_matrix(boards)
     for board in boards:
         out += [f"## {board.title}", ""]
         out += [f"> {n}" for n in board.notes] + ([""] if board.notes else [])
         out += markdown_board(board)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def summary_matrix(boards: list[DatasetBoard], metric: str = MATRIX_METRIC) -> list[str]:
+    """Markdown lines: datasets x backends, each backend's best test row on `metric`, with the number
+    the backend's own paper (a reference named like the backend) published on that dataset beside it."""
+    datasets = list(dict.fromkeys(b.dataset for b in boards if b.split == "test"))
+    mains = {d: main_board(boards, d) for d in datasets}
+    models = list(dict.fromkeys(r.model for b in mains.values() if b for r in b.rows))
+    if not datasets or not models:
+        return []
+    out = [f"## Summary: {metric_title(metric)}", "",
+           "Each backend's best test row per dataset (the tables below give every row, its interval and its paired "
+           "test); in brackets, the number the backend's paper (or the paper that introduced the protocol) published "
+           "on that dataset, where it did.", "",
+           "| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for dataset, board in mains.items():
+        best = {r.model: r for r in best_per_model(board.rows)} if board else {}
+        refs = {r.model.lower(): r.metrics.get(metric) for r in (board.references if board else [])}
+        cells = []
+        for model in models:
+            row = best.get(model)
+            ours = f"{row.cells[metric].mean:.4f}" if row and metric in row.cells else "–"
+            paper = refs.get(model)
+            cells.append(ours + (f" ({paper:.4f})" if paper is not None else ""))
+        out.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def main_board(boards: list[DatasetBoard], dataset: str) -> DatasetBoard | None:

@@ -198,3 +198,17 @@ def test_decode_keys_are_checked_when_the_suite_is_read():
     with pytest.raises(GenrecError) as info:
         suite_from_dict({"runs": [{"model": "sasrec", "decode": {"beam_width": 3}}]}, "s.toml")
     assert "not a decoding option of sasrec" in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("benchmarks/suites/*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_suite_builds_each_backend_on_each_of_its_datasets(path: Path) -> None:
+    """A typo in a suite's [runs.config] fails here, not hours into a benchmark."""
+    from genrec_bench.backends.base import create_backend
+
+    suite = load_suite(path)
+    for spec in suite.runs:
+        for dataset in suite.datasets:
+            model = suite.base.get("model", {}) | spec.overrides.get("model", {}) | spec.on.get(dataset, {}).get(
+                "model", {})
+            create_backend(spec.model, model, str(path))

@@ -140,13 +140,13 @@ def test_newest_run_of_a_label_and_seed_wins() -> None:
 
 def test_references_attach_to_their_dataset_only() -> None:
     refs = load_references()
-    assert len(refs) == 11
+    assert len(refs) == 17
     tiger_beauty = next(r for r in refs if r.model == "TIGER" and r.dataset == "beauty")
     assert tiger_beauty.metrics == {"hit@5": 0.0454, "ndcg@5": 0.0321, "hit@10": 0.0648, "ndcg@10": 0.0384}
     llada = next(r for r in refs if r.dataset == "instruments")
     assert llada.metrics == {"ndcg@1": 0.0452, "ndcg@10": 0.0529, "hit@10": 0.061}
     boards = leaderboard(fixed_records(), refs)
-    assert [len(b.references) for b in boards] == [4, 3]
+    assert [len(b.references) for b in boards] == [8, 4]
     assert all(r.dataset == b.dataset for b in boards for r in b.references)
     assert all(not r.label.startswith("ref") for b in boards for r in b.rows)
 
@@ -248,7 +248,7 @@ def _check_dom(page: str) -> None:
     dom = _Dom()
     dom.feed(page)
     assert dom.run_rows == ["sasrec", "tiger[letter]", "pop", "pop"]
-    assert dom.ref_rows == 4 + 3
+    assert dom.ref_rows == 8 + 4
     assert {"board-0", "board-1", "table-0", "table-1", "refs-0", "refs-1"} <= dom.ids
     plots = [f"plot-{i}-{kind}" for i in range(2) for kind in ("hit", "ndcg", "latency", "training")]
     assert dom.svgs == plots

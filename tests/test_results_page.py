@@ -69,3 +69,15 @@ def test_summary_keeps_the_best_row_of_each_backend() -> None:
     summary = build(records).summary
     rows = [line.split(" | ")[0].strip("| *") for line in summary.splitlines() if line.startswith("| ")]
     assert rows[1:3] == ["tiger (b)", "mindrec"] and "tiger (a)" not in summary
+
+
+def test_matrix_puts_each_backends_best_row_beside_its_papers_number() -> None:
+    records = [rec("tiger (a)", 0, "t1", model="tiger"), rec("tiger (b)", 0, "t2", model="tiger"),
+               rec("sasrec", 0, "s1", model="sasrec")]
+    records[1].ranks = [1, 1, 0]  # NDCG@10 (1 + 1 + 0) / 3
+    page = build(records).results
+    matrix = page.split("## Summary: NDCG@10")[1].split("\n## ")[0]
+    header, _, row = [line for line in matrix.splitlines() if line.startswith("|")]
+    assert header == "| dataset | tiger | sasrec |"
+    # The references name TIGER's and SASRec's published Beauty NDCG@10: 0.0384 and 0.0318.
+    assert row == "| beauty | 0.6667 (0.0384) | 0.5000 (0.0318) |"
