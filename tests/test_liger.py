@@ -238,3 +238,25 @@ def test_decode_keys_switch_the_ranking_only():
 def test_config_validation(keys, message):
     with pytest.raises(GenrecError, match=message):
         LigerConfig(**keys)
+
+
+def test_trains_and_evaluates_through_the_cli_in_every_ranking(seq_file, tmp_path, capsys, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from test_cli import run_cli
+
+    run = tmp_path / "run"
+    tiny = ["--set", "model.d_model=16", "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
+            "--set", "model.heads=2", "--set", "model.d_kv=8", "--set", "model.d_ff=32",
+            "--set", "model.sid_codebook=4", "--set", "model.sid_levels=2", "--set", "model.beam_width=4"]
+    code, _, err = run_cli(["train", "-m", "liger", "--data", str(seq_file), "-o", str(run), "--set", "train.epochs=1",
+                            *tiny], capsys, monkeypatch)
+    assert code == 0, err
+    for ranking in ("hybrid", "dense", "generative"):
+        code, out, err = run_cli(["eval", "--run", str(run), "--json", "--k", "1,3", "--decode", f"ranking={ranking}",
+                                  "--results", str(tmp_path / ranking)], capsys, monkeypatch)
+        assert code == 0, err
+        record = json.loads(Path(json.loads(out)["record"]).read_text())
+        assert record["model"] == "liger" and record["short_lists"] == {"1": 0, "3": 0}
+        assert record["config"]["model"]["ranking"] == ranking
