@@ -25,7 +25,6 @@ Ties rank the lower item index first in every mode.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -155,26 +154,13 @@ class Liger(Tiger):
                 "hybrid candidates: the beam's items only (LIGER paper: plus cold-start items, which a "
                 "leave-one-out split does not have)"]
 
-    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+    def rank(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
         if self.cfg.ranking == "generative":
-            return super().recommend(histories, k)
-        if self.net_ is None or self.trie_ is None:
-            raise GenrecError("liger model is not fitted")
-        net, was_training = self.net_, self.net_.training
-        net.eval()
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
-                    else nullcontext())
-        with torch.inference_mode(), autocast:
-            decoder = self.decoder_for(histories)
-            b = len(histories)
-            if self.cfg.ranking == "dense":
-                root_bwt = torch.zeros(b, 1, 0, dtype=torch.long, device=self.device_)
-                decoder.logits(root_bwt)  # one decoder step: the state that predicts the first code
-                ranked = self._dense_topk(net.dense_scores(decoder.last_hidden), k)
-            else:
-                ranked = self._hybrid(decoder, b, k)
-        net.train(was_training)
-        return ranked
+            return super().rank(decoder, b, k)
+        if self.cfg.ranking == "dense":
+            decoder.logits(torch.zeros(b, 1, 0, dtype=torch.long, device=self.device_))  # the first-code state
+            return self._dense_topk(self.net_.dense_scores(decoder.last_hidden), k)
+        return self._hybrid(decoder, b, k)
 
     def _hybrid(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
         """Beam candidates ordered by dense score; the first step's state is kept from the search."""

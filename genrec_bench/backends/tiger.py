@@ -510,16 +510,19 @@ class Tiger:
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
         if self.net_ is None or self.trie_ is None:
-            raise GenrecError("tiger model is not fitted")
+            raise GenrecError(f"{self.name} model is not fitted")
         net, was_training = self.net_, self.net_.training
         net.eval()
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
                     else nullcontext())
         with torch.inference_mode(), autocast:
-            decoder = self.decoder_for(histories)
-            out = constrained_beam_search(decoder.level_step, self.trie_, len(histories),
-                                          beam=max(k, self.cfg.beam_width), k=k)
+            ranked = self.rank(self.decoder_for(histories), len(histories), k)
         net.train(was_training)
+        return ranked
+
+    def rank(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
+        """The top-k of `b` users from their decoder (called in inference mode): trie-constrained beams."""
+        out = constrained_beam_search(decoder.level_step, self.trie_, b, beam=max(k, self.cfg.beam_width), k=k)
         return Ranked(items=out.items, scores=out.scores)
 
     def decoder_for(self, histories: torch.Tensor) -> FastDecoder:
