@@ -183,8 +183,8 @@ def train(
 @app.command()
 def tokenize(
     out: Annotated[Path, typer.Option("--out", "-o", help="Semantic-ID table to write (JSON, LETTER layout).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Backend whose tokenisation to build: tiger or "
-                                                             "mindrec.")] = "tiger",
+    model: Annotated[str, typer.Option("--model", "-m", help="Backend whose tokenisation to build: tiger, "
+                                                             "mindrec or rpg.")] = "tiger",
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     fmt: DataFormatOpt = None,
@@ -211,6 +211,8 @@ def tokenize(
       genrec-bench tokenize -d beauty --out beauty-ids.json
 
       genrec-bench tokenize -m mindrec -d instruments --out ids.json --tree-out tree.json
+
+      genrec-bench tokenize -m rpg -d beauty --out codes.json   (then --set model.code_file=codes.json)
     """
     from genrec_bench.config import load_run_config
     from genrec_bench.pipeline import DataSource

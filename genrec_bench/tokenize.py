@@ -12,7 +12,8 @@ from typing import Any
 from genrec_bench.backends.base import create_backend
 from genrec_bench.config import RunConfig
 from genrec_bench.errors import GenrecError
-from genrec_bench.items.id_tables import tree_digest, write_sid_table, write_tree_table
+from genrec_bench.items.id_tables import tree_digest, write_code_table, write_sid_table, write_tree_table
+from genrec_bench.items.product_quantize import code_collisions, codes_digest
 from genrec_bench.items.semantic_ids import format_health
 from genrec_bench.pipeline import DataSource, load_split
 from genrec_bench.runtime import set_threads
@@ -22,8 +23,20 @@ def tokenize(model: str, source: DataSource, cfg: RunConfig, out: Path, tree_out
              ) -> dict[str, Any]:
     """Build `model`'s tokenisation of the split of `source` as a fit would, and write it to `out`."""
     backend = create_backend(model, cfg.model)
+    if hasattr(backend, "item_codes"):  # RPG: unordered codes, one integer per position
+        if tree_out is not None:
+            raise GenrecError(f"model '{model}' has no category tree; --tree-out needs --model mindrec")
+        set_threads(cfg.train.num_threads)
+        data = load_split(source, cfg)
+        codes, how = backend.item_codes(data)
+        write_code_table(out, data, codes)
+        return {"dataset": source.name, "fingerprint": data.fingerprint, "items": data.n_items, "out": str(out),
+                "semantic_ids": how, "sid_digest": codes_digest(codes), "code_collisions": code_collisions(codes),
+                "summary": f"codes ({how}): {codes.shape[1]} per item, {code_collisions(codes)} items share "
+                           "their whole code tuple with another"}
     if not hasattr(backend, "semantic_ids"):
-        raise GenrecError(f"model '{model}' has no semantic ids to write; tokenize works for tiger and mindrec")
+        raise GenrecError(f"model '{model}' has no semantic ids to write; tokenize works for tiger, mindrec "
+                          "and rpg")
     if tree_out is not None and not hasattr(backend, "category_tree"):
         raise GenrecError(f"model '{model}' has no category tree; --tree-out needs --model mindrec")
     set_threads(cfg.train.num_threads)

@@ -146,3 +146,27 @@ def test_graph_decoding_with_a_complete_graph_equals_exact_decoding() -> None:
     exact = model.recommend(hist, 3)
     assert graph.items.tolist() == exact.items.tolist()
     torch.testing.assert_close(graph.scores, exact.scores)
+
+
+def test_a_tokenized_code_table_trains_the_same_codes(seq_file, tmp_path: Path, capsys, monkeypatch) -> None:
+    tiny = ["--set", "model.hidden=8", "--set", "model.layers=1", "--set", "model.codes=4",
+            "--set", "model.code_bits=2", "--set", "model.beam_width=4", "--set", "model.graph_edges=3"]
+    table = tmp_path / "codes.json"
+    code, out, err = run_cli(["tokenize", "-m", "rpg", "--data", str(seq_file), "--out", str(table), "--json", *tiny],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    digest = json.loads(out)["sid_digest"]
+    rows = json.loads(table.read_text())
+    assert all(len(r) == 4 and all(0 <= c < 4 for c in r) for r in rows.values())
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "-m", "rpg", "--data", str(seq_file), "-o", str(run), "--set", "train.epochs=1",
+                            "--set", f"model.code_file={json.dumps(str(table))}", *tiny], capsys, monkeypatch)
+    assert code == 0, err
+    extra = json.loads((run / "run.json").read_text())["fit"]["extra"]
+    assert extra["codes_digest"] == digest and extra["codes_source"] == f"file({table})"
+    first = next(iter(rows))
+    rows[first] = [0, 1, 2]
+    table.write_text(json.dumps(rows))
+    code, _, err = run_cli(["train", "-m", "rpg", "--data", str(seq_file), "-o", str(tmp_path / "bad"),
+                            "--set", f"model.code_file={json.dumps(str(table))}", *tiny], capsys, monkeypatch)
+    assert code != 0 and "expected 4 integer codes" in err and str(table) in err

@@ -2,6 +2,8 @@
 
 Tokenisation: each item becomes `codes` unordered codes (default 32) by optimised product
 quantisation of its feature vector (faiss OPQ, `items.product_quantize`); no code refines another.
+`genrec-bench tokenize -m rpg` writes the codes as a table and `code_file` reads one back, so every
+machine trains on the same codes.
 
 Model: SASRec's causal Transformer over items (shared with HSTU and BERT4Rec), where an item's
 input is the mean of its code embeddings. One residual head per code position maps the last hidden
@@ -35,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +47,7 @@ from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _i
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import SplitData
 from genrec_bench.items.features import item_features
+from genrec_bench.items.id_tables import read_code_table
 from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
 from genrec_bench.ranking import topk_stable
 
@@ -61,6 +65,7 @@ class RPGConfig(SASRecConfig):
     code_bits: int = 8  # 2^bits codes per position
     opq_iters: int = 20  # OPQ rotation rounds (faiss's default is 50; the codes change little after 20)
     features: str = "auto"  # item feature spec, as TIGER's sid_features
+    code_file: str = ""  # a code table (`genrec-bench tokenize -m rpg`): the same codes on any machine
     temperature: float = 0.07
     decode: str = "graph"
     beam_width: int = 50
@@ -83,6 +88,8 @@ class RPGConfig(SASRecConfig):
         _check(self.decode in DECODERS, "model.decode", f"one of {', '.join(DECODERS)}", self.decode)
         _check(isinstance(self.features, str) and bool(self.features), "model.features",
                "a feature spec such as auto, text, attributes+collab", self.features)
+        _check(isinstance(self.code_file, str), "model.code_file", "a path or a shipped table name",
+               self.code_file)
 
 
 class RPGModule(SASRecModule):
@@ -195,14 +202,22 @@ class RPG(SASRec):
         self._graph: tuple[int, torch.Tensor] | None = None  # (edges, neighbours) of the current weights
         self._exact_only = False
 
-    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
+    def item_codes(self, data: SplitData) -> tuple[np.ndarray, str]:
+        """(codes [N, M], source) of a fit on `data`: read from `code_file`, else OPQ of the feature
+        vectors (a k-means outcome, so it can differ between processors; a code table cannot)."""
         cfg: RPGConfig = self.cfg
+        if cfg.code_file:
+            return read_code_table(cfg.code_file, data, cfg.codes, 1 << cfg.code_bits), f"file({cfg.code_file})"
         feats = item_features(data, cfg.features)
         codes = opq_codes(feats, cfg.codes, cfg.code_bits, seed=0, threads=torch.get_num_threads(),
                           iters=cfg.opq_iters)
-        self._codes_info = {"codes_digest": codes_digest(codes), "code_collisions": code_collisions(codes),
-                            "feature_dim": int(feats.shape[1])}
-        module = self.Module(data.n_items, max_len, cfg)
+        return codes, f"opq({cfg.features}, {feats.shape[1]} dims)"
+
+    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
+        codes, source = self.item_codes(data)
+        self._codes_info = {"codes_source": source, "codes_digest": codes_digest(codes),
+                            "code_collisions": code_collisions(codes)}
+        module = self.Module(data.n_items, max_len, self.cfg)
         module.set_codes(torch.from_numpy(codes))  # type: ignore[operator]
         return module
 

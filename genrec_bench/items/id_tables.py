@@ -8,7 +8,8 @@ gives every machine the same ids; its digest in each run record says which table
 Both files are JSON objects keyed by the raw item id. A semantic-ID table uses the layout of
 LETTER's shipped files, one `<level-letter>_<code>` token per level:
 `{"1": ["<a_183>", "<b_70>", "<c_232>", "<d_6>"], ...}`. A category-path file lists node names
-coarse to fine, `<none>` padding a short path: `{"1": ["Makeup", "Face"], ...}`.
+coarse to fine, `<none>` padding a short path: `{"1": ["Makeup", "Face"], ...}`. A code table
+(RPG's unordered codes, one integer per position) lists the codes: `{"1": [12, 255, 3, ...], ...}`.
 """
 
 from __future__ import annotations
@@ -87,6 +88,29 @@ def read_sid_table(name: str, data: SplitData) -> SemanticIds:
         return SemanticIds(torch.from_numpy(codes), sizes, health, f"file({path.name})")
     full, dedup_size = dedup_level(torch.from_numpy(codes))
     return SemanticIds(full, (*sizes, dedup_size), health_report(codes, sizes), f"file({path.name})")
+
+
+def write_code_table(path: Path, data: SplitData, codes: np.ndarray) -> None:
+    """Write every item's codes [N, M] (one integer per position) keyed by `data`'s raw item ids."""
+    _write(path, {str(raw): row for raw, row in zip(data.item_ids.tolist(), codes.tolist(), strict=True)})
+
+
+def read_code_table(name: str, data: SplitData, n_codes: int, n_sub: int) -> np.ndarray:
+    """`data`'s item codes [N, n_codes] int64 from a code table; each code must lie in [0, n_sub)."""
+    path = resolve_table(name)
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GenrecError(f"cannot read the code table: {exc}", path=path) from None
+    if not isinstance(table, dict):
+        raise GenrecError("a code table is a JSON object: raw item id -> list of integer codes", path=path)
+    rows = _aligned(table, data, path, "code table")
+    bad = next((i for i, row in enumerate(rows) if not (isinstance(row, list) and len(row) == n_codes and all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_sub for c in row))), None)
+    if bad is not None:
+        raise GenrecError(f"item {data.item_ids[bad]!r}: expected {n_codes} integer codes in [0, {n_sub}) "
+                          f"(model.codes, model.code_bits), got {rows[bad]!r}", path=path)
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), n_codes)
 
 
 def write_tree_table(path: Path, data: SplitData, tree: CategoryTree) -> None:
