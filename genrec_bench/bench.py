@@ -18,6 +18,7 @@ import copy
 import fcntl
 import multiprocessing
 import os
+import sys
 import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,6 +34,7 @@ from genrec_bench.backends.base import backend_class, check_decode_keys
 from genrec_bench.config import run_config_from_dict
 from genrec_bench.data.registry import DATASETS
 from genrec_bench.errors import GenrecError, did_you_mean
+from genrec_bench.evaluate import short_list_warning
 from genrec_bench.pipeline import RUN_FILE, DataSource, evaluate_run, load_split, train_run
 from genrec_bench.progress import progress_bar
 from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record
@@ -219,6 +221,8 @@ def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
         record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite,  # type: ignore[arg-type]
                               decode=job.spec.decode)
         write_record(RunRecord(**record), root)
+        if warning := short_list_warning(record.get("short_lists") or {}, len(record["users"])):
+            print(f"{job.dataset}/{job.spec.label}/seed {job.seed}: {warning}", file=sys.stderr, flush=True)
         return "done"
 
 

@@ -48,3 +48,21 @@ def test_eval_records_and_warns_about_short_lists(seq_file, tmp_path: Path, caps
     assert record["short_lists"] == {"1": 0, "3": n_users}
     assert f"{n_users} at k=3 of {n_users} users" in err
     assert RunRecord.from_dict(record).short_lists == record["short_lists"]
+
+
+def test_bench_announces_a_job_whose_lists_are_short(seq_file, tmp_path: Path, capsys, monkeypatch) -> None:
+    from genrec_bench.bench import load_suite, run_suite
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'name = "s"\ndatasets = ["{seq_file}"]\nseeds = [0]\n[data]\nkcore = 2\n[eval]\nks = [1, 3]\n'
+                     '[[runs]]\nmodel = "popularity"\n')
+    real = Popularity.recommend
+
+    def one_item(self, histories: torch.Tensor, k: int) -> Ranked:
+        ranked = real(self, histories, k)
+        return Ranked(items=ranked.items.clone().index_fill_(1, torch.arange(1, k), -1), scores=ranked.scores)
+
+    monkeypatch.setattr(Popularity, "recommend", one_item)
+    run_suite(load_suite(suite), tmp_path / "results")
+    err = capsys.readouterr().err
+    assert "/popularity/seed 0: warning:" in err and "at k=3" in err and "at k=1" not in err
