@@ -205,6 +205,7 @@ def test_decode_keys_are_checked_when_the_suite_is_read():
 def test_every_shipped_suite_builds_each_backend_on_each_of_its_datasets(path: Path) -> None:
     """A typo in a suite's [runs.config] fails here, not hours into a benchmark."""
     from genrec_bench.backends.base import create_backend
+    from genrec_bench.items.id_tables import resolve_table
 
     suite = load_suite(path)
     for spec in suite.runs:
@@ -212,3 +213,6 @@ def test_every_shipped_suite_builds_each_backend_on_each_of_its_datasets(path: P
             model = suite.base.get("model", {}) | spec.overrides.get("model", {}) | spec.on.get(dataset, {}).get(
                 "model", {})
             create_backend(spec.model, model, str(path))
+            for key in ("sid_file", "tree_file", "code_file"):
+                if model.get(key):
+                    resolve_table(model[key])  # a shipped table, found by name
