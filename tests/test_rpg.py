@@ -59,10 +59,11 @@ def test_code_heads_give_a_distribution_per_position_and_items_the_mean_of_their
     torch.testing.assert_close(module.all_scores(logp), module.item_scores(logp, torch.arange(9).expand(5, 9)))
 
 
-def test_an_items_input_is_the_mean_of_its_code_embeddings() -> None:
+def test_an_items_input_is_the_scaled_mean_of_its_code_embeddings() -> None:
     module = tiny_module()
     tokens = module.tokens[4]
-    torch.testing.assert_close(module.embed(torch.tensor([[4]]))[0, 0], module.item.weight[tokens].mean(dim=0))
+    want = module.item.weight[tokens].mean(dim=0) * (8 * 3) ** 0.5  # sqrt(D * M)
+    torch.testing.assert_close(module.embed(torch.tensor([[4]]))[0, 0], want)
 
 
 def test_the_loss_is_the_cross_entropy_of_every_code_of_every_next_item() -> None:

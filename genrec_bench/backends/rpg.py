@@ -31,6 +31,7 @@ SASRec's pre-LN block instead of GPT-2's, with the CPU-sized width of `benchmark
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -113,7 +114,11 @@ class RPGModule(SASRecModule):
         self.tokens[: self.n_items] = codes_nm.to(self.tokens) + offsets.to(self.tokens)
 
     def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
-        return self.item(self.tokens[items_bw]).mean(dim=2)
+        """The mean of the item's code embeddings, times sqrt(D * M). The mean of M independent codes is
+        sqrt(M) times shorter than one code, so unscaled it starts 6x weaker than the position embedding
+        (Beauty, M = 32, D = 128) and the cosine head gives the table no gradient to grow: the scale
+        makes an item's input as strong as SASRec's item embedding times sqrt(D)."""
+        return self.item(self.tokens[items_bw]).mean(dim=2) * math.sqrt(self.item.embedding_dim * self.n_codes)
 
     def code_logprobs(self, hidden_td: torch.Tensor) -> torch.Tensor:
         """Hidden states [T, D] -> log-probabilities [T, M, n_sub] of every position's codes."""
