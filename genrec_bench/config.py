@@ -36,9 +36,9 @@ class DataConfig:
 
 
 VALID_SAMPLES = ("random", "first")
-# Stored configs (run.json, records) written before a field existed ran with these values, which
-# are no longer the defaults; `with_legacy_values` fills them in before such a config is read.
-LEGACY_VALUES: dict[str, dict[str, Any]] = {"train": {"valid_sample": "first"}}
+# Stored configs (run.json, records) written before a field existed ran with these values (some no
+# longer the defaults); `with_legacy_values` fills them in before such a config is read.
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"train": {"valid_sample": "first", "stop_after": 0}}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class TrainConfig:
     # and TIGER scores 0.0199 NDCG@10 on them against 0.0504 on all validation users.
     valid_sample: str = "random"
     max_steps: int = 0
+    # End training after this epoch (0 = never) without changing the learning-rate schedule, which
+    # `epochs` and `max_steps` define: a compute budget that leaves the run reproducible as recorded.
+    stop_after: int = 0
     checkpoint_every: int = 200
     seed: int = 0
     device: str = "auto"
@@ -71,6 +74,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        _check(self.stop_after >= 0, "train.stop_after", "an integer >= 0 (0 = run every epoch)", self.stop_after)
         _check(self.keep in ("best", "last"), "train.keep", "best or last", self.keep)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)

@@ -143,7 +143,8 @@ def train(
     start = time.perf_counter() - state["elapsed"]
     with _stop_signals() as stop, progress_bar(total, label, disable=not is_main_process()) as bar:
         bar.advance(state["step"])
-        while not state["done"] and state["epoch"] < cfg.epochs:
+        last_epoch = min(cfg.epochs, cfg.stop_after) if cfg.stop_after else cfg.epochs
+        while not state["done"] and state["epoch"] < last_epoch:
             order = epoch_order(n, cfg.seed, state["epoch"])[rank::world]
             model.train()
             epoch_loss, epoch_batches = 0.0, 0
@@ -179,7 +180,7 @@ def train(
             record: dict[str, float] = {"epoch": state["epoch"], "step": state["step"],
                                         "loss": epoch_loss / max(1, epoch_batches)}
             if validate is not None and (state["epoch"] % cfg.eval_every == 0 or state["done"]
-                                         or state["epoch"] == cfg.epochs):
+                                         or state["epoch"] == last_epoch):
                 model.eval()
                 score = validate()
                 record["valid_ndcg@10"] = score

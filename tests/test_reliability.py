@@ -223,3 +223,40 @@ def test_resume_refuses_a_checkpoint_built_on_other_item_tokens(tmp_path):
         with pytest.raises(GenrecError, match="item_tokens .*differs.*new directory"):
             train(Tokens(other), cfg(2), torch.device("cpu"), None, tmp_path)
     assert train(Tokens([1, 2, 3]), cfg(2), torch.device("cpu"), None, tmp_path).epochs == 2
+
+
+def test_stop_after_ends_training_without_changing_the_schedule(tmp_path):
+    import torch
+    from torch import nn
+
+    from genrec_bench.config import TrainConfig
+    from genrec_bench.training import train
+
+    class Steps:
+        """One weight pushed by a constant gradient: its value after each epoch is the sum of the lrs."""
+
+        def __init__(self) -> None:
+            self.module = nn.Linear(1, 1, bias=False)
+            nn.init.zeros_(self.module.weight)
+
+        def num_examples(self) -> int:
+            return 8
+
+        def batch(self, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+            return torch.ones(len(index), 1, device=device)
+
+        def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            return -module(batch).mean()
+
+    def run(**keys: int) -> tuple[list[float], int]:
+        job, seen = Steps(), []
+        cfg = TrainConfig(batch_size=4, lr=0.1, warmup_steps=0, patience=0, keep="last", device="cpu", **keys)
+        report = train(job, cfg, torch.device("cpu"), lambda: seen.append(job.module.weight.item()) or 0.0,
+                       tmp_path / str(keys))
+        return seen, report.epochs
+
+    full, epochs = run(epochs=6)
+    stopped, stop_afters = run(epochs=6, stop_after=2)
+    assert (epochs, stop_afters) == (6, 2)
+    assert stopped == full[:2]  # the same weights after each epoch: the lr decay is the 6-epoch one
+    assert stopped != run(epochs=2)[0]  # a 2-epoch schedule decays faster
