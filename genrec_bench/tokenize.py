@@ -23,24 +23,22 @@ def tokenize(model: str, source: DataSource, cfg: RunConfig, out: Path, tree_out
              ) -> dict[str, Any]:
     """Build `model`'s tokenisation of the split of `source` as a fit would, and write it to `out`."""
     backend = create_backend(model, cfg.model)
-    if hasattr(backend, "item_codes"):  # RPG: unordered codes, one integer per position
-        if tree_out is not None:
-            raise GenrecError(f"model '{model}' has no category tree; --tree-out needs --model mindrec")
-        set_threads(cfg.train.num_threads)
-        data = load_split(source, cfg)
-        codes, how = backend.item_codes(data)
-        write_code_table(out, data, codes)
-        return {"dataset": source.name, "fingerprint": data.fingerprint, "items": data.n_items, "out": str(out),
-                "semantic_ids": how, "sid_digest": codes_digest(codes), "code_collisions": code_collisions(codes),
-                "summary": f"codes ({how}): {codes.shape[1]} per item, {code_collisions(codes)} items share "
-                           "their whole code tuple with another"}
-    if not hasattr(backend, "semantic_ids"):
+    codes_only = hasattr(backend, "item_codes")  # RPG: unordered codes, one integer per position
+    if not codes_only and not hasattr(backend, "semantic_ids"):
         raise GenrecError(f"model '{model}' has no semantic ids to write; tokenize works for tiger, mindrec "
                           "and rpg")
     if tree_out is not None and not hasattr(backend, "category_tree"):
         raise GenrecError(f"model '{model}' has no category tree; --tree-out needs --model mindrec")
     set_threads(cfg.train.num_threads)
     data = load_split(source, cfg)
+    if codes_only:
+        codes, how = backend.item_codes(data)
+        write_code_table(out, data, codes)
+        shared = code_collisions(codes)
+        return {"dataset": source.name, "fingerprint": data.fingerprint, "items": data.n_items, "out": str(out),
+                "semantic_ids": how, "sid_digest": codes_digest(codes), "code_collisions": shared,
+                "summary": f"codes ({how}): {codes.shape[1]} per item, {shared} items share their whole code "
+                           "tuple with another"}
     ids = backend.semantic_ids(data)
     write_sid_table(out, data, ids)
     info: dict[str, Any] = {"dataset": source.name, "fingerprint": data.fingerprint, "items": data.n_items,
