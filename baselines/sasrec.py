@@ -282,9 +282,14 @@ class SASRec:
                     else nullcontext())
         with torch.inference_mode(), autocast:
             module.eval()
-            seen = items_bw.masked_fill(items_bw > module.n_items, module.n_items)  # [MASK] is not an item
-            scores_bn = module.logits(module(items_bw)[:, -1], seen)
-        return topk_stable(scores_bn.float(), k)
+            return self.rank(module(items_bw)[:, -1], items_bw, k)
+
+    def rank(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
+        """The top-k from the last position's hidden states and the model's inputs (in inference mode):
+        the catalogue scored by the shared item embedding."""
+        module = self._fitted()
+        seen = items_bw.masked_fill(items_bw > module.n_items, module.n_items)  # [MASK] is not an item
+        return topk_stable(module.logits(hidden_bd, seen).float(), k)
 
     def save(self, path: Path) -> None:
         module = self._fitted()

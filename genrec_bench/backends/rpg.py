@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genrec_bench.backends.base import FitReport, Ranked
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows, trim_left
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import SplitData
 from genrec_bench.items.features import item_features
@@ -240,18 +240,16 @@ class RPG(SASRec):
     def examples(self, windows: torch.Tensor) -> _Windows:
         return _CodeWindows(self.module_, windows)
 
-    def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
+    def rank(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
         module: RPGModule = self._fitted()  # type: ignore[assignment]
-        with torch.inference_mode():
-            module.eval()
-            logp_bmc = module.code_logprobs(module(trim_left(self.inputs(histories), module.n_items))[:, -1])
-            if self._exact_only or self.cfg.decode == "exact":
-                return topk_stable(module.all_scores(logp_bmc), k)
-            width = min(max(self.cfg.beam_width, k), module.n_items)
-            start = torch.randperm(module.n_items, generator=torch.Generator().manual_seed(self.cfg.graph_seed))
-            items, scores = graph_search(partial(module.item_scores, logp_bmc), len(logp_bmc),
-                                         self.graph().to(logp_bmc.device), start[:width].to(logp_bmc.device),
-                                         self.cfg.graph_steps)
+        logp_bmc = module.code_logprobs(hidden_bd)
+        if self._exact_only or self.cfg.decode == "exact":
+            return topk_stable(module.all_scores(logp_bmc), k)
+        width = min(max(self.cfg.beam_width, k), module.n_items)
+        start = torch.randperm(module.n_items, generator=torch.Generator().manual_seed(self.cfg.graph_seed))
+        items, scores = graph_search(partial(module.item_scores, logp_bmc), len(logp_bmc),
+                                     self.graph().to(logp_bmc.device), start[:width].to(logp_bmc.device),
+                                     self.cfg.graph_steps)
         return Ranked(items[:, :k].contiguous(), scores[:, :k].contiguous())
 
     def graph(self) -> torch.Tensor:
