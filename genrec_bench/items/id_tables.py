@@ -50,6 +50,13 @@ def tree_digest(tree: CategoryTree) -> str | None:
     return hashlib.sha256(tree.paths.to(torch.int64).numpy().tobytes()).hexdigest()[:12]
 
 
+def _read_json(path: Path, what: str) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GenrecError(f"cannot read {what}: {exc}", path=path) from None
+
+
 def _write(path: Path, table: dict[str, list[str]]) -> None:
     # One item per line: diffs of a regenerated table stay readable, and the file stays small.
     body = ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in table.items())
@@ -98,10 +105,7 @@ def write_code_table(path: Path, data: SplitData, codes: np.ndarray) -> None:
 def read_code_table(name: str, data: SplitData, n_codes: int, n_sub: int) -> np.ndarray:
     """`data`'s item codes [N, n_codes] int64 from a code table; each code must lie in [0, n_sub)."""
     path = resolve_table(name)
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GenrecError(f"cannot read the code table: {exc}", path=path) from None
+    table = _read_json(path, "the code table")
     if not isinstance(table, dict):
         raise GenrecError("a code table is a JSON object: raw item id -> list of integer codes", path=path)
     rows = _aligned(table, data, path, "code table")
@@ -126,10 +130,7 @@ def read_tree_table(name: str, data: SplitData) -> CategoryTree:
     """The category tree given by a path file; node numbering is a function of the names alone
     (`assemble`), so a file written from a built tree reads back as that same tree."""
     path = resolve_table(name)
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GenrecError(f"cannot read category paths: {exc}", path=path) from None
+    table = _read_json(path, "category paths")
     if not isinstance(table, dict) or not all(isinstance(v, list) and v and all(isinstance(n, str) for n in v)
                                               for v in table.values()):
         raise GenrecError('expected a JSON object {item: ["coarse name", ..., "fine name"]}', path=path)
