@@ -28,7 +28,7 @@ BEAM_IS_K = ("tiger", "liger", "mindrec")  # autoregressive / diffusion beams; R
 
 
 def measure(name: str, steps: int, users: int, latency_users: int) -> dict:
-    from genrec_bench.backends.base import create_backend
+    from genrec_bench.backends.base import apply_decoding, create_backend
     from genrec_bench.config import DataConfig, TrainConfig
     from genrec_bench.data.registry import load_dataset
     from genrec_bench.data.split import make_split
@@ -46,7 +46,7 @@ def measure(name: str, steps: int, users: int, latency_users: int) -> dict:
     hist, _ = data.to_tensors("test", users=np.arange(users))
     for k in (10, 20):
         if name in BEAM_IS_K:
-            backend.cfg = type(backend.cfg)(**{**backend.cfg.__dict__, "beam_width": k})
+            apply_decoding(backend, {"beam_width": k})
         with torch.inference_mode():
             t = time.perf_counter()
             for s in range(0, users, 256):
