@@ -425,11 +425,16 @@ def bench(
                                                    help="Deprecated spelling of --format.")] = None,
     only: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Run only these of the suite's datasets "
                                                                            "(repeatable).")] = None,
+    only_runs: Annotated[list[str] | None, typer.Option("--run", "-r", help="Run only these of the suite's runs, "
+                                                                            "by label (repeatable).")] = None,
 ) -> None:
     """Run a suite (datasets x models x seeds), skipping what is recorded, then print the leaderboard.
 
+    A run's label is its `label` key, or its model name. Jobs run in the suite's order.
+
     Examples: genrec-bench bench;  genrec-bench bench benchmarks/suites/tiger-paper.toml --jobs 2;
-    genrec-bench bench benchmarks/suites/mindrec-paper.toml --dataset instruments
+    genrec-bench bench benchmarks/suites/mindrec-paper.toml --dataset instruments;
+    genrec-bench bench benchmarks/suites/tiger-paper.toml -d sports -r sasrec -r tiger
     """
     from genrec_bench.bench import load_suite, run_suite
     from genrec_bench.report import leaderboard, load_references, render
@@ -443,6 +448,12 @@ def bench(
             raise GenrecError(f"--dataset {', '.join(missing)} is not in suite '{spec.name}' "
                               f"(it has: {', '.join(spec.datasets)})")
         spec = dataclasses.replace(spec, datasets=tuple(d for d in spec.datasets if d in only))
+    if only_runs:
+        labels = [r.label for r in spec.runs]
+        if missing := [r for r in only_runs if r not in labels]:
+            raise GenrecError(f"--run {', '.join(missing)} is not in suite '{spec.name}' "
+                              f"(it has: {', '.join(labels)})")
+        spec = dataclasses.replace(spec, runs=tuple(r for r in spec.runs if r.label in only_runs))
     root = results_dir(results)
     run_suite(spec, root, jobs=jobs, data_dir=data_dir)
     records, warnings = load_records(root)
@@ -470,10 +481,10 @@ def main() -> None:
     try:
         app()
     except Interrupted as exc:
-        err.print(f"[yellow]interrupted:[/yellow] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]interrupted:[/yellow] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(130)
     except GenrecError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")

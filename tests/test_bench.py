@@ -216,3 +216,16 @@ def test_every_shipped_suite_builds_each_backend_on_each_of_its_datasets(path: P
             for key in ("sid_file", "tree_file", "code_file"):
                 if model.get(key):
                     resolve_table(model[key])  # a shipped table, found by name
+
+
+def test_bench_run_filter_selects_by_label(seq_file, tmp_path, capsys, monkeypatch):
+    from test_cli import run_cli
+
+    suite = _suite_file(tmp_path, seq_file, seeds="[0]")
+    suite.write_text(suite.read_text().replace('label = "sasrec-small"', 'label = "sasrec[small]"'))
+    root = tmp_path / "res"
+    code, _, err = run_cli(["bench", str(suite), "--results", str(root), "--run", "nope"], capsys, monkeypatch)
+    assert code == 2 and "it has: popularity, sasrec[small]" in err  # labels print verbatim, not as markup
+    code, _, _ = run_cli(["bench", str(suite), "--results", str(root), "-r", "popularity"], capsys, monkeypatch)
+    assert code == 0
+    assert [r.label for r in load_records(root)[0]] == ["popularity"]
