@@ -181,3 +181,14 @@ def test_compare_flags_runs_on_different_id_tables(tmp_path: Path, capsys, monke
     assert "different semantic-ID tables (d1 vs d2)" in " ".join(err.split())
     code, out, _ = run_cli(["compare", "aaa", "ccc", "--results", str(root), "--json"], capsys, monkeypatch)
     assert json.loads(out)["different_id_tables"] is False
+
+
+@pytest.mark.parametrize("path", sorted(TABLES_DIR.glob("*-rpg-*.json")), ids=lambda p: p.name)
+def test_shipped_rpg_code_tables_have_the_digest_in_their_name(path: Path) -> None:
+    """RPG's OPQ codes come from k-means, so they are shipped; the file name's digest is its content."""
+    from genrec_bench.items.product_quantize import codes_digest
+
+    table = json.loads(path.read_text())
+    codes = np.asarray(list(table.values()), dtype=np.int64)
+    assert codes.shape[1] == 32 and 0 <= codes.min() and codes.max() < 256
+    assert codes_digest(codes) == path.stem.rsplit("-", 1)[1]
