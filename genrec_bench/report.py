@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import reduce
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from rich import box
@@ -35,11 +36,13 @@ FORMATS = ("table", "markdown", "html", "json")
 SIG_METRIC = "ndcg@10"
 CONFIDENCE = 0.95
 ID_MARK = "†"
+BASELINE_MODEL = "sasrec"  # every Markdown board also pairs each row with this backend's best row
 LEGEND = ("± = half-width of a 95% interval: bootstrap over users for one seed, t-interval over seed means "
           "for several. p = two-sided paired t-test against the best row on {metric}, on the users both "
           "rows share, per-user values averaged over seeds; " + ID_MARK + " = the two rows rank with "
           "different semantic-ID tables. short@k = users whose list had fewer than k items. Best value per "
-          "column in bold.")
+          "column in bold. vs " + BASELINE_MODEL + " = mean difference from the best " + BASELINE_MODEL + " row on "
+          "{metric} and its paired p, where the board has one.")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class BoardRow:
     id_table: str = ""  # RunRecord.id_table of its seeds ("" = no semantic ids); seeds on several tables: ", "-joined
     short_lists: int | None = None  # users (summed over seeds) with fewer than max(ks) items; None = not recorded
     versions: dict[str, str] = field(default_factory=dict)  # RunRecord.versions; differing seeds ", "-joined
+    base_diff: float | None = None  # mean(this - baseline row) on the shared users; None: no baseline or is it
+    base_p: float | None = None  # paired p against the baseline row
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class DatasetBoard:
     rows: list[BoardRow]
     references: list[Reference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    baseline_label: str = ""  # the best row of BASELINE_MODEL; "" when the board has none
 
     @property
     def title(self) -> str:
@@ -150,21 +156,19 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
                       for label, runs in by_label.items()}
     order = sorted(stats_by_label, key=lambda lab: (-stats_by_label[lab][0][sig][0], lab))
     best_label = order[0]
-    best_users, best_values = stats_by_label[best_label][1], stats_by_label[best_label][2][sig]
+    baseline = next((lab for lab in order if next(iter(by_label[lab].values())).model == BASELINE_MODEL), "")
     col_best = {c: max(stats_by_label[lab][0][c][0] for lab in order) for c in columns}
     rows = []
     for label in order:
         cells_raw, users, values, interval = stats_by_label[label]
         runs = [by_label[label][s] for s in sorted(by_label[label])]
-        test = None
-        n_paired = len(users)
+        test, n_paired = None, len(users)
         if label != best_label:
-            _, ia, ib = np.intersect1d(users, best_users, assume_unique=True, return_indices=True)
-            n_paired = len(ia)
-            if n_paired:
-                test = paired_compare(values[sig][ia], best_values[ib], sig, n_boot=n_boot)
-            else:
+            test, n_paired = _paired(users, values[sig], stats_by_label[best_label], sig, n_boot)
+            if not n_paired:
                 notes.append(f"{label} shares no evaluated user with {best_label}: no paired test")
+        base = _paired(users, values[sig], stats_by_label[baseline], sig, n_boot)[0] \
+            if baseline and label != baseline else None
         speeds = [r.users_per_second for r in runs if r.users_per_second > 0]
         short = [r.short_lists.get(str(ks[-1])) for r in runs]
         rows.append(BoardRow(
@@ -178,12 +182,22 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
             curves=[c for c in map(_curve, runs) if c.epochs],
             id_table=_joined(r.id_table for r in runs),
             short_lists=None if None in short else int(sum(short)),  # type: ignore[arg-type]
-            versions={k: _joined(r.versions.get(k, "") for r in runs) for k in runs[0].versions}))
+            versions={k: _joined(r.versions.get(k, "") for r in runs) for k in runs[0].versions},
+            base_diff=base.diff if base else None, base_p=base.p_value if base else None))
     tables = {row.id_table for row in rows if row.id_table}
     if len(tables) > 1:
         notes.append(f"rows use {len(tables)} semantic-ID tables ({'; '.join(sorted(tables))}): a difference "
                      f"between them mixes the model with its tokenisation ({ID_MARK} on p)")
-    return DatasetBoard(dataset, split, fp, ks, columns, sig, best_label, rows, refs, notes)
+    return DatasetBoard(dataset, split, fp, ks, columns, sig, best_label, rows, refs, notes, baseline)
+
+
+def _paired(users: np.ndarray, values: np.ndarray, other: tuple[Any, np.ndarray, dict[str, np.ndarray], str],
+            sig: str, n_boot: int) -> tuple[PairedResult | None, int]:
+    """Paired test of one row's per-user `values` against another row's stats, on the users both share."""
+    _, ia, ib = np.intersect1d(users, other[1], assume_unique=True, return_indices=True)
+    if not len(ia):
+        return None, 0
+    return paired_compare(values[ia], other[2][sig][ib], sig, n_boot=n_boot), len(ia)
 
 
 def _joined(values: Iterable[str]) -> str:
@@ -294,6 +308,16 @@ def _fmt_p(board: DatasetBoard, row: BoardRow) -> str:
     return ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}") + mark
 
 
+def _fmt_base(board: DatasetBoard, row: BoardRow) -> str:
+    if row.label == board.baseline_label:
+        return "baseline"
+    if row.base_p is None or row.base_diff is None:
+        return "–"
+    base = next(r for r in board.rows if r.label == board.baseline_label)
+    mark = ID_MARK if different_id_tables(row.id_table, base.id_table) else ""
+    return f"{row.base_diff:+.4f}, p " + ("<0.001" if row.base_p < 0.001 else f"{row.base_p:.3f}") + mark
+
+
 def _ref_columns(refs: list[Reference]) -> list[str]:
     return sorted({m for r in refs for m in r.metrics}, key=_metric_order)
 
@@ -350,8 +374,10 @@ def markdown_board(board: DatasetBoard, *, rows: list[BoardRow] | None = None,
     rows = board.rows if rows is None else rows
     metrics = board.columns if metrics is None else metrics
     keep = [0, 1, 4] if brief else list(range(len(_head_names(board))))
+    vs_base = bool(board.baseline_label) and not brief
     head = [_head_names(board)[i] for i in keep] + [*map(metric_title, metrics),
                                                     f"p vs best ({metric_title(board.sig_metric)})"]
+    head += [f"vs {BASELINE_MODEL} ({metric_title(board.sig_metric)})"] if vs_base else []
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for row in rows:
         cells = []
@@ -360,7 +386,8 @@ def markdown_board(board: DatasetBoard, *, rows: list[BoardRow] | None = None,
             cells.append(f"**{mean}** {pm}" if row.cells[c].best else f"{mean} {pm}")
         label = f"**{_md(row.label)}**" if row.label == board.best_label else _md(row.label)
         values = [label, *_row_head(row)[1:]]
-        out.append("| " + " | ".join([*(values[i] for i in keep), *cells, _fmt_p(board, row)]) + " |")
+        tail = [_fmt_p(board, row)] + ([_fmt_base(board, row)] if vs_base else [])
+        out.append("| " + " | ".join([*(values[i] for i in keep), *cells, *tail]) + " |")
     out.append("")
     if not brief:
         out += ["_" + LEGEND.format(metric=metric_title(board.sig_metric)) + "_", ""]

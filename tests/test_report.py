@@ -100,6 +100,22 @@ def test_paired_p_value_matches_hand_computation() -> None:
     assert board.rows[0].p_value is None and weak.n_paired == 12
 
 
+def test_rows_are_paired_with_the_baseline_backend_too() -> None:
+    """Where SASRec is not the best row, each row still gets its own paired test against SASRec."""
+    (board,) = leaderboard([record("good", GOOD), record("sasrec", SHARP), record("weak", WEAK)])
+    assert board.best_label == "good" and board.baseline_label == "sasrec"
+    rows = {r.label: r for r in board.rows}
+    expected = stats.ttest_rel(ndcg10(WEAK), ndcg10(SHARP))
+    assert rows["weak"].base_p == pytest.approx(expected.pvalue)
+    assert rows["weak"].base_diff == pytest.approx((ndcg10(WEAK) - ndcg10(SHARP)).mean())
+    assert rows["good"].base_diff == pytest.approx((ndcg10(GOOD) - ndcg10(SHARP)).mean())
+    assert rows["sasrec"].base_p is None
+    text = render([board], "markdown")
+    assert "| vs sasrec (NDCG@10) |" in text and "| baseline |" in text
+    (alone,) = leaderboard([record("good", GOOD), record("weak", WEAK)])
+    assert alone.baseline_label == "" and "vs sasrec" not in render([alone], "markdown").split("_±")[0]
+
+
 def test_seeds_are_averaged_per_user_and_intervals_over_seeds() -> None:
     s1 = [0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]
     (board,) = leaderboard([record("good", GOOD), record("m", WEAK, seed=0), record("m", s1, seed=1)])
@@ -302,8 +318,10 @@ def test_rows_on_different_id_tables_are_marked() -> None:
     (board,) = leaderboard([best, same, other, record("sasrec", WEAK)])
     text = render([board], "markdown")
     rows = {line.split(" | ")[0].strip("| *"): line for line in text.splitlines() if line.startswith("| ")}
-    assert rows["tiger[c]"].endswith("† |") and not rows["tiger[b]"].endswith("† |")
-    assert not rows["sasrec"].endswith("† |")  # no semantic ids: nothing to mix up
+    p_best = {label: line.split(" | ")[-2] for label, line in rows.items()}  # the last column pairs with sasrec
+    assert p_best["tiger[c]"].endswith("†") and not p_best["tiger[b]"].endswith("†")
+    assert not p_best["sasrec"].endswith("†")  # no semantic ids: nothing to mix up
+    assert not rows["tiger[b]"].endswith("† |")  # no semantic ids on the baseline either
     assert " | aaa | " in rows["tiger[b]"] and " | unshipped | " in rows["tiger[c]"]
     assert any("rows use 2 semantic-ID tables (aaa; unshipped)" in n for n in board.notes)
     (single,) = leaderboard([best, same])
