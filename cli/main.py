@@ -11,6 +11,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -443,16 +444,10 @@ def bench(
     report_fmt = _deprecated(report_fmt, old_report, "--report", "--format")
     spec = load_suite(suite)
     if only:
-        missing = [d for d in only if d not in spec.datasets]
-        if missing:
-            raise GenrecError(f"--dataset {', '.join(missing)} is not in suite '{spec.name}' "
-                              f"(it has: {', '.join(spec.datasets)})")
+        _check_subset("--dataset", only, spec.datasets, spec.name)
         spec = dataclasses.replace(spec, datasets=tuple(d for d in spec.datasets if d in only))
     if only_runs:
-        labels = [r.label for r in spec.runs]
-        if missing := [r for r in only_runs if r not in labels]:
-            raise GenrecError(f"--run {', '.join(missing)} is not in suite '{spec.name}' "
-                              f"(it has: {', '.join(labels)})")
+        _check_subset("--run", only_runs, [r.label for r in spec.runs], spec.name)
         spec = dataclasses.replace(spec, runs=tuple(r for r in spec.runs if r.label in only_runs))
     root = results_dir(results)
     run_suite(spec, root, jobs=jobs, data_dir=data_dir)
@@ -464,6 +459,12 @@ def bench(
         err.print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _check_subset(option: str, wanted: list[str], have: Sequence[str], suite: str) -> None:
+    """A `bench` filter may name only what the suite has; the error lists what it has."""
+    if missing := [w for w in wanted if w not in have]:
+        raise GenrecError(f"{option} {', '.join(missing)} is not in suite '{suite}' (it has: {', '.join(have)})")
 
 
 def _deprecated(value: str | None, old_value: str | None, old: str, new: str) -> str | None:

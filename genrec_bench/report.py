@@ -167,8 +167,12 @@ def _board(dataset: str, split: str, fp: str, records: list[RunRecord], refs: li
             test, n_paired = _paired(users, values[sig], stats_by_label[best_label], sig, n_boot)
             if not n_paired:
                 notes.append(f"{label} shares no evaluated user with {best_label}: no paired test")
-        base = _paired(users, values[sig], stats_by_label[baseline], sig, n_boot)[0] \
-            if baseline and label != baseline else None
+        if not baseline or label == baseline:
+            base = None
+        elif baseline == best_label:
+            base = test  # the same pairing: the best row is the baseline
+        else:
+            base = _paired(users, values[sig], stats_by_label[baseline], sig, n_boot)[0]
         speeds = [r.users_per_second for r in runs if r.users_per_second > 0]
         short = [r.short_lists.get(str(ks[-1])) for r in runs]
         rows.append(BoardRow(
@@ -301,11 +305,7 @@ def _fmt_cell(cell: Cell) -> tuple[str, str]:
 def _fmt_p(board: DatasetBoard, row: BoardRow) -> str:
     if row.label == board.best_label:
         return "best"
-    if row.p_value is None:
-        return "–"
-    best = next(r for r in board.rows if r.label == board.best_label)
-    mark = ID_MARK if different_id_tables(row.id_table, best.id_table) else ""
-    return ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}") + mark
+    return "–" if row.p_value is None else _p_text(board, row, board.best_label, row.p_value)
 
 
 def _fmt_base(board: DatasetBoard, row: BoardRow) -> str:
@@ -313,9 +313,14 @@ def _fmt_base(board: DatasetBoard, row: BoardRow) -> str:
         return "baseline"
     if row.base_p is None or row.base_diff is None:
         return "–"
-    base = next(r for r in board.rows if r.label == board.baseline_label)
-    mark = ID_MARK if different_id_tables(row.id_table, base.id_table) else ""
-    return f"{row.base_diff:+.4f}, p " + ("<0.001" if row.base_p < 0.001 else f"{row.base_p:.3f}") + mark
+    return f"{row.base_diff:+.4f}, p " + _p_text(board, row, board.baseline_label, row.base_p)
+
+
+def _p_text(board: DatasetBoard, row: BoardRow, other_label: str, p: float) -> str:
+    """A p-value as printed, marked when `row` and the row it was paired with rank on different id tables."""
+    other = next(r for r in board.rows if r.label == other_label)
+    mark = ID_MARK if different_id_tables(row.id_table, other.id_table) else ""
+    return ("<0.001" if p < 0.001 else f"{p:.3f}") + mark
 
 
 def _ref_columns(refs: list[Reference]) -> list[str]:
