@@ -156,7 +156,7 @@ def test_newest_run_of_a_label_and_seed_wins() -> None:
 
 def test_references_attach_to_their_dataset_only() -> None:
     refs = load_references()
-    assert len(refs) == 17
+    assert len(refs) == 19
     tiger_beauty = next(r for r in refs if r.model == "TIGER" and r.dataset == "beauty")
     assert tiger_beauty.metrics == {"hit@5": 0.0454, "ndcg@5": 0.0321, "hit@10": 0.0648, "ndcg@10": 0.0384}
     llada = next(r for r in refs if r.dataset == "instruments")
