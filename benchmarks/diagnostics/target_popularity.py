@@ -1,0 +1,75 @@
+"""Why is test NDCG below validation NDCG? Compare how rare the two splits' targets are.
+
+Under leave-one-out the test target is each user's latest item, so it is more often an item that
+the training part (all but the last two items of every user) has rarely seen. This prints, for the
+validation and test targets of one dataset, the share of targets in each training-count band and
+the NDCG@10 of the training-popularity ranking; then, for each given record of all test users, its
+NDCG@10 within each band and that NDCG@10 re-weighted to the validation targets' band shares: how
+much of a record's validation-test gap the rarer test targets alone account for.
+
+    .venv/bin/python benchmarks/diagnostics/target_popularity.py --dataset toys \\
+        --record 54b701cbad2c --record 90f3b876e5d3 --results benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from genrec_bench.config import run_config_from_dict, with_legacy_values
+from genrec_bench.data.registry import load_dataset
+from genrec_bench.data.split import SplitData, make_split
+from genrec_bench.metrics import per_user
+from genrec_bench.results import find_record
+
+BANDS = ((0, 0), (1, 4), (5, 19), (20, None))  # training interactions of the target item
+
+
+def band_masks(counts: np.ndarray) -> dict[str, np.ndarray]:
+    return {(f"{lo}+" if hi is None else f"{lo}-{hi}" if hi > lo else f"{lo}"):
+            (counts >= lo) & (True if hi is None else counts <= hi) for lo, hi in BANDS}
+
+
+def popularity_ndcg(data: SplitData, targets: np.ndarray) -> float:
+    """NDCG@10 of ranking every item by its training count (ties broken by index, as popularity does)."""
+    order = np.argsort(-data.train_counts(), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(1, len(order) + 1)
+    return float(per_user(rank[targets], (10,))["ndcg@10"].mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--record", action="append", default=[], help="a test record of all users (repeatable)")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    records = [find_record(ref, args.results) for ref in args.record]
+    config = run_config_from_dict(with_legacy_values(records[0].config)).data if records else None
+    data = make_split(load_dataset(args.dataset), config or run_config_from_dict({}).data, args.dataset)
+    counts = data.train_counts()
+    _, test_targets = data.eval_arrays("test")
+    _, valid_targets = data.eval_arrays("valid")
+    valid_shares = {name: mask.mean() for name, mask in band_masks(counts[valid_targets]).items()}
+    print(f"{args.dataset} ({data.fingerprint[:12]}), {data.n_users} users; share of targets by the "
+          "target item's training interactions:")
+    for split in ("valid", "test"):
+        _, targets = data.eval_arrays(split)
+        shares = ", ".join(f"{name}: {mask.mean():.3f}" for name, mask in band_masks(counts[targets]).items())
+        print(f"  {split:>5}: {shares}; popularity NDCG@10 {popularity_ndcg(data, targets):.4f}")
+    masks = band_masks(counts[test_targets])
+    for rec in records:
+        if rec.dataset != args.dataset or rec.split != "test" or sorted(rec.users) != list(range(data.n_users)):
+            raise SystemExit(f"{rec.run_id} is not a record of all {args.dataset} test users")
+        ndcg = per_user(np.asarray(rec.ranks)[np.argsort(rec.users)], (10,))["ndcg@10"]
+        by_band = {name: ndcg[mask].mean() if mask.any() else 0.0 for name, mask in masks.items()}
+        bands = ", ".join(f"{name}: {v:.4f}" for name, v in by_band.items())
+        reweighted = sum(valid_shares[name] * v for name, v in by_band.items())
+        print(f"  {rec.model} ({rec.run_id[:12]}) test NDCG@10 {ndcg.mean():.4f}; by band {bands}; "
+              f"at validation's band shares {reweighted:.4f}")
+
+
+if __name__ == "__main__":
+    main()
