@@ -5,7 +5,9 @@ the training part (all but the last two items of every user) has rarely seen. Th
 validation and test targets of one dataset, the share of targets in each training-count band and
 the NDCG@10 of the training-popularity ranking; then, for each given record of all test users, its
 NDCG@10 within each band and that NDCG@10 re-weighted to the validation targets' band shares: how
-much of a record's validation-test gap the rarer test targets alone account for.
+much of a record's validation-test gap the rarer test targets alone account for. It also prints
+how often a history ends in a rare item (a test history ends in the validation target), and each
+record's NDCG@10 on those users and the rest.
 
     .venv/bin/python benchmarks/diagnostics/target_popularity.py --dataset toys \\
         --record 54b701cbad2c --record 90f3b876e5d3 --results benchmarks/results
@@ -25,6 +27,7 @@ from genrec_bench.metrics import per_user
 from genrec_bench.results import find_record
 
 BANDS = ((0, 0), (1, 4), (5, 19), (20, None))  # training interactions of the target item
+RARE = 5  # a history's last item counts as rare below this many training interactions
 
 
 def band_masks(counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -50,16 +53,17 @@ def main() -> None:
     config = run_config_from_dict(with_legacy_values(records[0].config)).data if records else None
     data = make_split(load_dataset(args.dataset), config or run_config_from_dict({}).data, args.dataset)
     counts = data.train_counts()
-    _, test_targets = data.eval_arrays("test")
-    _, valid_targets = data.eval_arrays("valid")
-    valid_shares = {name: mask.mean() for name, mask in band_masks(counts[valid_targets]).items()}
+    arrays = {split: data.eval_arrays(split) for split in ("valid", "test")}
     print(f"{args.dataset} ({data.fingerprint[:12]}), {data.n_users} users; share of targets by the "
           "target item's training interactions:")
-    for split in ("valid", "test"):
-        _, targets = data.eval_arrays(split)
+    for split, (hist, targets) in arrays.items():
         shares = ", ".join(f"{name}: {mask.mean():.3f}" for name, mask in band_masks(counts[targets]).items())
-        print(f"  {split:>5}: {shares}; popularity NDCG@10 {popularity_ndcg(data, targets):.4f}")
+        print(f"  {split:>5}: {shares}; popularity NDCG@10 {popularity_ndcg(data, targets):.4f}; "
+              f"histories ending in an item of <{RARE} {np.mean(counts[hist[:, -1]] < RARE):.3f}")
+    valid_shares = {name: mask.mean() for name, mask in band_masks(counts[arrays["valid"][1]]).items()}
+    test_hist, test_targets = arrays["test"]
     masks = band_masks(counts[test_targets])
+    rare_last = counts[test_hist[:, -1]] < RARE
     for rec in records:
         if rec.dataset != args.dataset or rec.split != "test" or sorted(rec.users) != list(range(data.n_users)):
             raise SystemExit(f"{rec.run_id} is not a record of all {args.dataset} test users")
@@ -68,8 +72,8 @@ def main() -> None:
         bands = ", ".join(f"{name}: {v:.4f}" for name, v in by_band.items())
         reweighted = sum(valid_shares[name] * v for name, v in by_band.items())
         print(f"  {rec.model} ({rec.run_id[:12]}) test NDCG@10 {ndcg.mean():.4f}; by band {bands}; "
-              f"at validation's band shares {reweighted:.4f}")
-
+              f"at validation's band shares {reweighted:.4f}; history ending in an item of <{RARE} "
+              f"{ndcg[rare_last].mean():.4f}, of >={RARE} {ndcg[~rare_last].mean():.4f}")
 
 if __name__ == "__main__":
     main()
