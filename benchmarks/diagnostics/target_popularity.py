@@ -75,5 +75,6 @@ def main() -> None:
               f"at validation's band shares {reweighted:.4f}; history ending in an item of <{RARE} "
               f"{ndcg[rare_last].mean():.4f}, of >={RARE} {ndcg[~rare_last].mean():.4f}")
 
+
 if __name__ == "__main__":
     main()
