@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genrec_bench.config import run_config_from_dict, with_legacy_values
+from genrec_bench.baselines.popularity import Popularity
+from genrec_bench.config import TrainConfig, run_config_from_dict, with_legacy_values
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import SplitData, make_split
+from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import per_user
 from genrec_bench.results import find_record
 
@@ -35,12 +37,13 @@ def band_masks(counts: np.ndarray) -> dict[str, np.ndarray]:
             (counts >= lo) & (True if hi is None else counts <= hi) for lo, hi in BANDS}
 
 
-def popularity_ndcg(data: SplitData, targets: np.ndarray) -> float:
-    """NDCG@10 of ranking every item by its training count (ties broken by index, as popularity does)."""
-    order = np.argsort(-data.train_counts(), kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(1, len(order) + 1)
-    return float(per_user(rank[targets], (10,))["ndcg@10"].mean())
+def popularity_ndcg(data: SplitData) -> dict[str, float]:
+    """NDCG@10 of the popularity backend on all validation and on all test users."""
+    model = Popularity()
+    model.fit(data, TrainConfig())
+    everyone = np.arange(data.n_users)
+    return {split: float(per_user(rank_targets(model, data, split, 10, users=everyone, show_progress=False)[1],
+                                  (10,))["ndcg@10"].mean()) for split in ("valid", "test")}
 
 
 def main() -> None:
@@ -56,11 +59,13 @@ def main() -> None:
     arrays = {split: data.eval_arrays(split) for split in ("valid", "test")}
     print(f"{args.dataset} ({data.fingerprint[:12]}), {data.n_users} users; share of targets by the "
           "target item's training interactions:")
-    for split, (hist, targets) in arrays.items():
-        shares = ", ".join(f"{name}: {mask.mean():.3f}" for name, mask in band_masks(counts[targets]).items())
-        print(f"  {split:>5}: {shares}; popularity NDCG@10 {popularity_ndcg(data, targets):.4f}; "
+    shares = {split: {name: mask.mean() for name, mask in band_masks(counts[targets]).items()}
+              for split, (_, targets) in arrays.items()}
+    popularity = popularity_ndcg(data)
+    for split, (hist, _) in arrays.items():
+        bands = ", ".join(f"{name}: {share:.3f}" for name, share in shares[split].items())
+        print(f"  {split:>5}: {bands}; popularity NDCG@10 {popularity[split]:.4f}; "
               f"histories ending in an item of <{RARE} {np.mean(counts[hist[:, -1]] < RARE):.3f}")
-    valid_shares = {name: mask.mean() for name, mask in band_masks(counts[arrays["valid"][1]]).items()}
     test_hist, test_targets = arrays["test"]
     masks = band_masks(counts[test_targets])
     rare_last = counts[test_hist[:, -1]] < RARE
@@ -70,7 +75,7 @@ def main() -> None:
         ndcg = per_user(np.asarray(rec.ranks)[np.argsort(rec.users)], (10,))["ndcg@10"]
         by_band = {name: ndcg[mask].mean() if mask.any() else 0.0 for name, mask in masks.items()}
         bands = ", ".join(f"{name}: {v:.4f}" for name, v in by_band.items())
-        reweighted = sum(valid_shares[name] * v for name, v in by_band.items())
+        reweighted = sum(shares["valid"][name] * v for name, v in by_band.items())
         print(f"  {rec.model} ({rec.run_id[:12]}) test NDCG@10 {ndcg.mean():.4f}; by band {bands}; "
               f"at validation's band shares {reweighted:.4f}; history ending in an item of <{RARE} "
               f"{ndcg[rare_last].mean():.4f}, of >={RARE} {ndcg[~rare_last].mean():.4f}")
