@@ -72,10 +72,15 @@ class RunRecord:
         A recorded digest names its table exactly. Records made before digests were recorded say
         `letter` (LETTER's file, the same on any machine) or `unshipped` (built by k-means on the
         machine that trained it, and not reproducible on another processor); a MindRec row adds its
-        category tree the same way (`named`/`subsumption` trees involve no floating point).
+        category tree the same way (`named`/`subsumption` trees involve no floating point). RPG's
+        OPQ codes are a tokenisation too, named by their digest.
         """
         extra = self.fit.get("extra", {})
-        if not isinstance(extra, dict) or "semantic_ids" not in extra:
+        if not isinstance(extra, dict):
+            return ""
+        if "codes_digest" in extra:
+            return str(extra["codes_digest"])
+        if "semantic_ids" not in extra:
             return ""
         ids = str(extra.get("sid_digest") or ("letter" if extra["semantic_ids"] == "letter" else "unshipped"))
         if "tree_source" not in extra or extra["tree_source"] == "none":

@@ -309,6 +309,9 @@ def test_id_table_names_the_tokenisation_of_every_record_kind() -> None:
     assert mindrec.id_table == "letter+tree unshipped"
     assert with_ids(record("m", GOOD), "x", "abc", tree_source="file(t)", tree_digest="d1").id_table == "abc+tree d1"
     assert with_ids(record("m", GOOD), "x", "abc", tree_source="subsumption").id_table == "abc+tree subsumption"
+    rpg = record("rpg", GOOD)
+    rpg.fit["extra"] = {"codes_source": "file(toys-rpg-15ce58c73da4.json)", "codes_digest": "15ce58c73da4"}
+    assert rpg.id_table == "15ce58c73da4"  # RPG's OPQ codes are its tokenisation
 
 
 def test_rows_on_different_id_tables_are_marked() -> None:
