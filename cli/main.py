@@ -388,7 +388,8 @@ def compare(
         if mixed:
             _warn([f"A and B rank with different semantic-ID tables ({a.id_table} vs {b.id_table}): the "
                    "difference mixes the model with its tokenisation"])
-        table = Table("metric", a.label, b.label, "A - B", "95% CI", "p-value", title=f"{a.label} vs {b.label}")
+        la, lb = escape(a.label), escape(b.label)  # labels like "liger[ranking=dense]" are not markup
+        table = Table("metric", la, lb, "A - B", "95% CI", "p-value", title=f"{la} vs {lb}")
         for r in rows:
             table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
                           f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")

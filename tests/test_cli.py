@@ -137,6 +137,20 @@ def test_compare_two_runs_on_the_same_split(seq_file, tmp_path, capsys, monkeypa
     assert code == 2 and "nope" in err
 
 
+def test_compare_prints_decode_labels_verbatim(tmp_path, capsys, monkeypatch):
+    """A decode ablation's label ("liger[ranking=dense]") has brackets that must not be read as markup."""
+    from genrec_bench.results import RunRecord, write_record
+
+    root = tmp_path / "results"
+    for run_id, label, ranks in (("aaa", "liger[ranking=dense]", [1, 0, 3]), ("bbb", "liger", [2, 1, 0])):
+        write_record(RunRecord(run_id=run_id, model="liger", label=label, dataset="d", split="test", fingerprint="fp",
+                               seed=0, ks=[1, 10], metrics={}, users=[0, 1, 2], ranks=ranks, config={}), root)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, _, err = run_cli(["compare", "aaa", "bbb", "--results", str(root)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "liger[ranking=dense] vs liger" in err
+
+
 GENERATIVE = [
     ("tiger", ["model.d_model=32", "model.encoder_layers=1", "model.decoder_layers=1", "model.heads=2",
                "model.d_kv=16", "model.d_ff=64", "model.sid_codebook=4", "model.sid_levels=2",
