@@ -85,8 +85,8 @@ def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
         return
     table = Table("name", "format", "available", "description", "path", title="datasets")
     for r in rows:
-        table.add_row(str(r["name"]), str(r["format"]), "yes" if r["available"] else "no", str(r["description"]),
-                      str(r["path"]))
+        table.add_row(escape(str(r["name"])), escape(str(r["format"])), "yes" if r["available"] else "no",
+                      escape(str(r["description"])), escape(str(r["path"])))
     err.print(table)
 
 
@@ -274,8 +274,8 @@ def eval_(
         _emit_json({k2: record[k2] for k2 in ("run_id", "model", "dataset", "split", "fingerprint", "seed", "metrics",
                                               "eval_seconds", "users_per_second")} | {"record": str(path)})
         return
-    table = Table("metric", "value", title=f"{record['label']} on {record['dataset']} ({split}, "
-                                           f"{len(record['users'])} users)")
+    table = Table("metric", "value", title=escape(f"{record['label']} on {record['dataset']} ({split}, "
+                                                  f"{len(record['users'])} users)"))
     for name, value in record["metrics"].items():
         table.add_row(name, f"{value:.4f}")
     err.print(table)
@@ -304,7 +304,7 @@ def recommend(
         return
     table = Table("rank", "item", "score")
     for i, row in enumerate(items, 1):
-        table.add_row(str(i), row["item"], f"{row['score']:.4f}")
+        table.add_row(str(i), escape(row["item"]), f"{row['score']:.4f}")
     err.print(table)
 
 

@@ -200,6 +200,11 @@ def test_eval_decode_overrides_make_their_own_labelled_record(model, sizes, seq_
     assert str(record["config"]["model"][key]) == value
     saved = json.loads((run / "run.json").read_text())["config"]["model"]
     assert str(saved.get(key)) != value  # the run itself is untouched
+    monkeypatch.setenv("COLUMNS", "200")
+    code, _, err = run_cli(["eval", "--run", str(run), "--k", "1,5", *results, "--decode", DECODE_ABLATION[model]],
+                           capsys, monkeypatch)
+    # the title wraps to the table's width; the label's brackets must survive (not read as markup)
+    assert code == 0 and f"{model}[{key}={value}]on" in "".join(err.split())
 
     code, _, err = run_cli(["eval", "--run", str(run), "--decode", "beam_widht=3", *results], capsys, monkeypatch)
     assert code == 2 and "did you mean: beam_width" in " ".join(err.split())
