@@ -145,6 +145,10 @@ class SASRecModule(nn.Module):
             x = block(x, allowed) * real_bw[..., None]
         return self.ln_f(x)
 
+    def repeat_offsets(self) -> float | list[float] | None:
+        """The learned repeat offset in logits (for the run record), None without `repeat_bias`."""
+        return None if self.repeat is None else round(REPEAT_SCALE * self.repeat.item(), 3)
+
     def logits(self, hidden_td: torch.Tensor, seen_tw: torch.Tensor) -> torch.Tensor:
         """Scores over the catalogue with the shared item embedding (the pad row is not an item).
 
@@ -254,8 +258,8 @@ class SASRec:
         report.extra.update({"max_len": max_len, "windows": len(windows),
                              "train_targets": int((windows[:, :-1] != data.n_items).sum()),
                              "loss": "full_softmax_ce", "norm": "pre_ln"})
-        if self.module_.repeat is not None:
-            report.extra["repeat_bias"] = round(REPEAT_SCALE * self.module_.repeat.item(), 3)
+        if (offsets := self.module_.repeat_offsets()) is not None:
+            report.extra["repeat_bias"] = offsets
         return report
 
     def build_module(self, data: SplitData, max_len: int) -> SASRecModule:

@@ -13,8 +13,10 @@ import torch.nn.functional as F
 from test_cli import run_cli
 
 from genrec_bench.backends.rpg import RPG, RPGConfig, RPGModule, _CodeWindows, graph_search, item_graph
+from genrec_bench.config import TrainConfig
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.product_quantize import code_collisions, opq_codes
+from genrec_bench.runtime import seed_everything
 
 
 def test_opq_codes_have_one_code_per_position_and_equal_rows_share_them() -> None:
@@ -79,6 +81,42 @@ def test_the_loss_is_the_cross_entropy_of_every_code_of_every_next_item() -> Non
     torch.testing.assert_close(loss, want)
 
 
+def test_repeat_offsets_shift_exactly_the_codes_of_history_items() -> None:
+    torch.manual_seed(0)
+    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_len=4, codes=3, code_bits=2, repeat_bias=True)
+    module = RPGModule(9, 4, cfg).eval()
+    module.set_codes(torch.randint(0, 4, (9, 3), generator=torch.Generator().manual_seed(0)))
+    pad = module.n_items
+    seen = torch.tensor([[1, 4, pad, pad], [pad, pad, pad, 0]])
+    codes = module.tokens[:9] - torch.arange(3) * 4
+    want = torch.zeros(2, 3, 4)
+    for t, row in enumerate(seen.tolist()):
+        for item in (i for i in row if i != pad):
+            want[t, torch.arange(3), codes[item]] = 1.0
+    torch.testing.assert_close(module.seen_codes(seen), want)
+    hidden = torch.randn(2, 8)
+    plain = module.code_logprobs(hidden, seen)  # offsets start at zero
+    with torch.no_grad():
+        module.repeat.copy_(torch.tensor([-0.3, 0.1, 0.2]))
+    shifted = (plain + 10.0 * module.repeat[:, None] * want).log_softmax(dim=2)
+    torch.testing.assert_close(module.code_logprobs(hidden, seen), shifted)
+    torch.testing.assert_close(module.code_logprobs(hidden), plain)  # no history: no offset
+
+
+def test_repeat_offsets_learn_that_users_repeat() -> None:
+    """Users alternate two items, so every target after the second is already in the input."""
+    from test_sasrec import alternating_split
+
+    torch.set_num_threads(1)
+    seed_everything(0)
+    model = RPG(RPGConfig(hidden=16, layers=1, heads=1, max_len=8, codes=4, code_bits=2, repeat_bias=True))
+    report = model.fit(alternating_split(), TrainConfig(epochs=3, batch_size=16, lr=5e-3, warmup_steps=2,
+                                                        patience=0, eval_every=3, valid_users=10, device="cpu"))
+    offsets = report.extra["repeat_bias"]
+    assert len(offsets) == 4 and sum(offsets) > 0, offsets
+    assert any("repeat_bias" in d for d in report.extra["departures"])
+
+
 def test_the_item_graph_links_each_item_to_its_most_similar_others() -> None:
     vectors = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [1.0, 0.0]]), dim=1)
     graph = item_graph(vectors, edges=2, chunk=2)  # chunks of 2 rows: the self mask must follow the offset
@@ -113,7 +151,8 @@ def test_the_paper_defaults_and_bad_values() -> None:
     cfg = RPGConfig()
     assert (cfg.codes, cfg.code_bits, cfg.temperature, cfg.beam_width, cfg.graph_edges, cfg.graph_steps) == (
         32, 8, 0.07, 50, 50, 3)
-    for bad in ({"decode": "beam"}, {"codes": 0}, {"temperature": 0}, {"repeat_bias": True}):
+    assert cfg.repeat_bias is False  # the paper has no repeat offset
+    for bad in ({"decode": "beam"}, {"codes": 0}, {"temperature": 0}, {"repeat_bias": 1}):
         with pytest.raises(GenrecError):
             RPGConfig(**bad)
 

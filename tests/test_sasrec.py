@@ -63,16 +63,20 @@ def test_learns_the_successor_pattern(fitted) -> None:
     assert report.extra["repeat_bias"] < 0  # no user ever repeats an item on the ring
 
 
-def test_repeat_bias_learns_to_favour_repeats_when_users_repeat() -> None:
-    """Users alternate two items, so every target after the second is already in the input."""
-    torch.set_num_threads(1)
-    seed_everything(0)
+def alternating_split() -> SplitData:
+    """Every user alternates two items, so every target after the second is already in the input."""
     users = [f"u{u}" for u in range(60) for _ in range(8)]
     items = [f"i{(u * 2 + t % 2) % N_ITEMS}" for u in range(60) for t in range(8)]
     frame = pl.DataFrame({"user_id": users, "item_id": items, "timestamp": np.arange(len(users), dtype=np.float64),
                           "row": np.arange(len(users), dtype=np.uint32)})
-    data = make_split(Interactions(frame=frame, meta=ItemMeta(), source=__file__),
+    return make_split(Interactions(frame=frame, meta=ItemMeta(), source=__file__),
                       DataConfig(max_history=8, kcore=0), "alternating")
+
+
+def test_repeat_bias_learns_to_favour_repeats_when_users_repeat() -> None:
+    torch.set_num_threads(1)
+    seed_everything(0)
+    data = alternating_split()
     report = SASRec(TINY).fit(data, TrainConfig(epochs=3, batch_size=16, lr=5e-3, warmup_steps=2, patience=0,
                                                 eval_every=3, valid_users=10, device="cpu"))
     assert report.extra["repeat_bias"] > 0

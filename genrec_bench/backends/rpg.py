@@ -27,6 +27,9 @@ Departures from the paper, each a switch recorded in the run record: the paper's
 are sentence-T5 embeddings of item text; `features = "auto"` uses text where a dataset has it and
 attribute + co-occurrence vectors otherwise (Amazon 2014 ships no text). The history model is
 SASRec's pre-LN block instead of GPT-2's, with the CPU-sized width of `benchmarks/configs`.
+`repeat_bias` (off by default, as in the paper) adds one learned offset per code position to the
+codes of the user's history items, the parallel-code form of TIGER's per-level offset: without it
+nothing tells the heads that users of a dataset never re-buy, and a history item can take rank 1.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from genrec_bench.backends.base import FitReport, Ranked
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows, prefix_items
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import SplitData
+from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.items.features import item_features
 from genrec_bench.items.id_tables import read_code_table
 from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
@@ -57,7 +61,7 @@ DECODERS = ("graph", "exact")
 
 @dataclass(frozen=True)
 class RPGConfig(SASRecConfig):
-    """SASRec's keys (no repeat offset: scores are per code) plus the tokeniser, head and graph search."""
+    """SASRec's keys plus the tokeniser, head and graph search; the repeat offset is per code position."""
 
     hidden: int = 128
     heads: int = 2
@@ -76,8 +80,6 @@ class RPGConfig(SASRecConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(not self.repeat_bias, "model.repeat_bias", "false (RPG scores items by their codes)",
-               self.repeat_bias)
         for key in ("codes", "beam_width", "graph_edges", "graph_steps", "opq_iters"):
             value = getattr(self, key)
             _check(_is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
@@ -104,6 +106,8 @@ class RPGModule(SASRecModule):
         self.register_buffer("tokens", torch.zeros(n_items + 1, self.n_codes, dtype=torch.long))
         self.head_w = nn.Parameter(torch.randn(self.n_codes, cfg.hidden, cfg.hidden) * 0.02)
         self.head_b = nn.Parameter(torch.zeros(self.n_codes, cfg.hidden))
+        if cfg.repeat_bias:
+            self.repeat = nn.Parameter(torch.zeros(self.n_codes))
 
     def make_item_table(self, n_items: int, cfg: SASRecConfig) -> nn.Embedding:
         return nn.Embedding(self.n_codes * self.n_sub, cfg.hidden)  # position m's codes: rows m * n_sub + c
@@ -120,12 +124,29 @@ class RPGModule(SASRecModule):
         makes an item's input as strong as SASRec's item embedding times sqrt(D)."""
         return self.item(self.tokens[items_bw]).mean(dim=2) * math.sqrt(self.item.embedding_dim * self.n_codes)
 
-    def code_logprobs(self, hidden_td: torch.Tensor) -> torch.Tensor:
-        """Hidden states [T, D] -> log-probabilities [T, M, n_sub] of every position's codes."""
+    def code_logprobs(self, hidden_td: torch.Tensor, seen_tw: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states [T, D] -> log-probabilities [T, M, n_sub] of every position's codes.
+
+        `seen_tw` lists the items in each row's input (pad = n_items); with `repeat_bias` their codes
+        get the position's offset. None means no history.
+        """
         query = hidden_td[:, None] + F.silu(torch.einsum("td,mde->tme", hidden_td, self.head_w) + self.head_b)
         table = F.normalize(self.item.weight.view(self.n_codes, self.n_sub, -1), dim=2)
-        logits = torch.einsum("tme,mce->tmc", F.normalize(query, dim=2), table) / self.temperature
-        return logits.float().log_softmax(dim=2)
+        logits = (torch.einsum("tme,mce->tmc", F.normalize(query, dim=2), table) / self.temperature).float()
+        if self.repeat is not None and seen_tw is not None:
+            logits = logits + REPEAT_SCALE * self.repeat[:, None] * self.seen_codes(seen_tw)
+        return logits.log_softmax(dim=2)
+
+    def seen_codes(self, seen_tw: torch.Tensor) -> torch.Tensor:
+        """[T, M, n_sub] 1.0 where position m's code belongs to an item of the row's input (pad = n_items)."""
+        offsets = torch.arange(self.n_codes, device=seen_tw.device) * self.n_sub
+        local_twm = torch.where((seen_tw == self.n_items)[..., None], self.n_sub, self.tokens[seen_tw] - offsets)
+        marks = torch.zeros(len(seen_tw), self.n_codes, self.n_sub + 1, device=seen_tw.device)
+        return marks.scatter_(2, local_twm.transpose(1, 2), 1.0)[..., : self.n_sub]  # column n_sub: padding
+
+    def repeat_offsets(self) -> list[float] | None:
+        """The learned offsets, one per code position, in logits (for the run record)."""
+        return None if self.repeat is None else [round(REPEAT_SCALE * v, 3) for v in self.repeat.tolist()]
 
     def item_scores(self, logp_bmc: torch.Tensor, items_bc: torch.Tensor) -> torch.Tensor:
         """Scores [B, C] of candidate items [B, C]: the mean log-probability of their codes."""
@@ -191,7 +212,7 @@ class _CodeWindows(_Windows):
         m: RPGModule = self.module  # type: ignore[assignment]
         inputs_bw, targets_bw = batch[:, :-1], batch[:, 1:]
         real = inputs_bw != m.n_items
-        logp_tmc = m.code_logprobs(module(inputs_bw)[real])
+        logp_tmc = m.code_logprobs(module(inputs_bw)[real], prefix_items(inputs_bw, m.n_items)[real])
         target_tm = m.tokens[targets_bw[real]] - torch.arange(m.n_codes, device=batch.device) * m.n_sub
         return F.nll_loss(logp_tmc.flatten(0, 1), target_tm.flatten())
 
@@ -232,9 +253,12 @@ class RPG(SASRec):
             report = super().fit(data, cfg, workdir)
         finally:
             self._exact_only = False
+        departures = [f"features={self.cfg.features} (paper: sentence-T5 text embeddings)",
+                      "history model: pre-LN SASRec block (paper: GPT-2)"]
+        if self.cfg.repeat_bias:
+            departures.append("repeat_bias: learned per-position offset for the codes of history items (paper: none)")
         report.extra.update({"loss": "parallel_code_ce", "validation_decode": "exact", **self._codes_info,
-                             "departures": [f"features={self.cfg.features} (paper: sentence-T5 text embeddings)",
-                                            "history model: pre-LN SASRec block (paper: GPT-2)"]})
+                             "departures": departures})
         return report
 
     def examples(self, windows: torch.Tensor) -> _Windows:
@@ -242,7 +266,7 @@ class RPG(SASRec):
 
     def rank(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
         module: RPGModule = self._fitted()  # type: ignore[assignment]
-        logp_bmc = module.code_logprobs(hidden_bd)
+        logp_bmc = module.code_logprobs(hidden_bd, items_bw)
         if self._exact_only or self.cfg.decode == "exact":
             return topk_stable(module.all_scores(logp_bmc), k)
         width = min(max(self.cfg.beam_width, k), module.n_items)
