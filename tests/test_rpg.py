@@ -11,9 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_cli import run_cli
+from test_sasrec import alternating_split
 
 from genrec_bench.backends.rpg import RPG, RPGConfig, RPGModule, _CodeWindows, graph_search, item_graph
 from genrec_bench.config import TrainConfig
+from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.product_quantize import code_collisions, opq_codes
 from genrec_bench.runtime import seed_everything
@@ -98,15 +100,13 @@ def test_repeat_offsets_shift_exactly_the_codes_of_history_items() -> None:
     plain = module.code_logprobs(hidden, seen)  # offsets start at zero
     with torch.no_grad():
         module.repeat.copy_(torch.tensor([-0.3, 0.1, 0.2]))
-    shifted = (plain + 10.0 * module.repeat[:, None] * want).log_softmax(dim=2)
+    shifted = (plain + REPEAT_SCALE * module.repeat[:, None] * want).log_softmax(dim=2)
     torch.testing.assert_close(module.code_logprobs(hidden, seen), shifted)
     torch.testing.assert_close(module.code_logprobs(hidden), plain)  # no history: no offset
 
 
 def test_repeat_offsets_learn_that_users_repeat() -> None:
     """Users alternate two items, so every target after the second is already in the input."""
-    from test_sasrec import alternating_split
-
     torch.set_num_threads(1)
     seed_everything(0)
     model = RPG(RPGConfig(hidden=16, layers=1, heads=1, max_len=8, codes=4, code_bits=2, repeat_bias=True))
