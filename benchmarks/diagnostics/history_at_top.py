@@ -4,7 +4,9 @@ On data where users never re-buy (the Amazon sets), such an item wastes the top 
 pays for it in full. A backend that learns a repeat offset from its training targets (SASRec's,
 HSTU's and BERT4Rec's softmax; RPG with `repeat_bias`) should rarely do it. This decodes the
 evaluated test users of a run (the run's own `eval.max_users` unless `--users` is given) and
-prints the share whose top item is in their history, and the share of test targets that are.
+prints the share whose top item is in their history, the share of test targets that are, and
+NDCG@1 / NDCG@10 as decoded and with history items dropped from the lists (the protocol's
+`data.exclude_seen` switch): what those wasted slots cost the run at most.
 
     .venv/bin/python benchmarks/diagnostics/history_at_top.py --run RUN [--decode ranking=generative]
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 import torch
 
 from genrec_bench.config import run_config_from_dict
-from genrec_bench.evaluate import eval_users
+from genrec_bench.evaluate import eval_users, rank_lists
+from genrec_bench.metrics import summarise
 from genrec_bench.pipeline import open_run
 
 
@@ -44,6 +47,12 @@ def main() -> None:
     label = f"{info['model']}" + (f" {decode}" if decode else "")
     print(f"{label} on {info['dataset']}, {n} test users: top item in the history {top_seen} "
           f"({top_seen / n:.1%}); target in the history {target_seen} ({target_seen / n:.1%})")
+    for exclude in (False, True):
+        _, ranks, _ = rank_lists(backend, data, "test", 10, users=users, batch_size=args.batch_size,
+                                 exclude_seen=exclude, show_progress=False)
+        metrics = summarise(ranks, (1, 10))
+        print(f"  {'history items dropped' if exclude else 'as decoded':>21}: NDCG@1 {metrics['ndcg@1']:.4f}, "
+              f"NDCG@10 {metrics['ndcg@10']:.4f}")
 
 
 if __name__ == "__main__":
