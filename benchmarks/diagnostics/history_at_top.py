@@ -41,7 +41,7 @@ def main() -> None:
         hist, target = data.to_tensors("test", None, users[start : start + args.batch_size])
         top = backend.recommend(hist, 1).items[:, 0].cpu()
         real = hist >= 0
-        top_seen += ((hist == top[:, None]) & real & (top[:, None] >= 0)).any(dim=1).sum().item()
+        top_seen += ((hist == top[:, None]) & real).any(dim=1).sum().item()  # real: -1 (no item) never counts
         target_seen += ((hist == target[:, None]) & real).any(dim=1).sum().item()
     n = len(users)
     label = f"{info['model']}" + (f" {decode}" if decode else "")

@@ -50,7 +50,7 @@ from genrec_bench.backends.base import FitReport, Ranked
 from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows, prefix_items
 from genrec_bench.config import TrainConfig, _check
 from genrec_bench.data.split import SplitData
-from genrec_bench.decoding.repeats import REPEAT_SCALE
+from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_tokens
 from genrec_bench.items.features import item_features
 from genrec_bench.items.id_tables import read_code_table
 from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
@@ -140,9 +140,10 @@ class RPGModule(SASRecModule):
     def seen_codes(self, seen_tw: torch.Tensor) -> torch.Tensor:
         """[T, M, n_sub] 1.0 where position m's code belongs to an item of the row's input (pad = n_items)."""
         offsets = torch.arange(self.n_codes, device=seen_tw.device) * self.n_sub
-        local_twm = torch.where((seen_tw == self.n_items)[..., None], self.n_sub, self.tokens[seen_tw] - offsets)
-        marks = torch.zeros(len(seen_tw), self.n_codes, self.n_sub + 1, device=seen_tw.device)
-        return marks.scatter_(2, local_twm.transpose(1, 2), 1.0)[..., : self.n_sub]  # column n_sub: padding
+        local_twm = torch.where((seen_tw == self.n_items)[..., None], -1, self.tokens[seen_tw] - offsets)
+        # Parallel heads choose every position at once: MindRec's any-order question with nothing committed.
+        nothing_committed = torch.full((len(seen_tw), 1, self.n_codes), -1, device=seen_tw.device)
+        return repeat_tokens(local_twm, nothing_committed, self.n_sub)[:, 0].float()
 
     def repeat_offsets(self) -> list[float] | None:
         """The learned offsets, one per code position, in logits (for the run record)."""
