@@ -102,7 +102,7 @@ def models(
 
     Examples: genrec-bench models;  genrec-bench models --json;  genrec-bench models mymod:MyBackend
     """
-    from genrec_bench.backends.base import list_backends
+    from genrec_bench.models.registry import list_backends
 
     rows, problems = list_backends(extra or [])
     if as_json:
@@ -217,7 +217,7 @@ def tokenize(
     """
     from genrec_bench.config import load_run_config
     from genrec_bench.pipeline import DataSource
-    from genrec_bench.tokenize import tokenize as write_tables
+    from genrec_bench.export_tokens import tokenize as write_tables
 
     cfg = load_run_config(config, list(set_ or []))
     source = DataSource(dataset, str(data) if data else None, fmt, str(data_dir) if data_dir else None)
@@ -253,7 +253,7 @@ def eval_(
     genrec-bench eval --run runs/mindrec --decode order=left_to_right   (a decoder ablation on the same
     checkpoint: its own row, labelled mindrec[order=left_to_right], pairable with the default)
     """
-    from genrec_bench.backends.base import parse_decode
+    from genrec_bench.decode_options import parse_decode
     from genrec_bench.pipeline import evaluate_run
     from genrec_bench.results import RunRecord, results_dir, write_record
 
@@ -295,7 +295,7 @@ def recommend(
 
     Example: genrec-bench recommend --run runs/sasrec --history "12 7 33" --k 5 --json
     """
-    from genrec_bench.backends.base import parse_decode
+    from genrec_bench.decode_options import parse_decode
     from genrec_bench.pipeline import recommend_raw
 
     items = recommend_raw(run, history.split(), k, device, parse_decode(decode or []))

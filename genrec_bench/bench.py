@@ -30,11 +30,12 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import backend_class, check_decode_keys
 from genrec_bench.config import run_config_from_dict
 from genrec_bench.data.registry import DATASETS
+from genrec_bench.decode_options import check_decode_keys
 from genrec_bench.errors import GenrecError, did_you_mean
 from genrec_bench.evaluate import short_list_warning
+from genrec_bench.models.registry import backend_class
 from genrec_bench.pipeline import RUN_FILE, DataSource, evaluate_run, load_split, train_run
 from genrec_bench.progress import progress_bar
 from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import Backend
+from genrec_bench.api import Backend
 from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import PAD, Split, SplitData
 from genrec_bench.errors import GenrecError

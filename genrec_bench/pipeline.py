@@ -17,21 +17,16 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import (
-    Backend,
-    FitReport,
-    apply_decoding,
-    backend_class,
-    check_decode_keys,
-    create_backend,
-)
+from genrec_bench.api import Backend, FitReport
 from genrec_bench.config import RunConfig, run_config_from_dict, with_legacy_values
 from genrec_bench.data.loaders import Interactions, load_interactions
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import Split, SplitData, make_split
+from genrec_bench.decode_options import apply_decoding, check_decode_keys
 from genrec_bench.errors import GenrecError
 from genrec_bench.evaluate import eval_users, rank_lists, short_list_counts
 from genrec_bench.metrics import summarise
+from genrec_bench.models.registry import backend_class, create_backend
 from genrec_bench.results import collect_env
 from genrec_bench.runtime import (
     atomic_write_json,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from genrec_bench.backends.base import Ranked
+from genrec_bench.api import Ranked
 
 
 def topk_stable(scores_bn: torch.Tensor, k: int) -> Ranked:

@@ -25,19 +25,12 @@ from typing import Any
 import polars as pl
 import torch
 
-from genrec_bench.backends.base import (
-    CONTRACT,
-    Backend,
-    FitReport,
-    Ranked,
-    backend_class,
-    build_backend,
-    contract_problem,
-)
+from genrec_bench.api import CONTRACT, Backend, FitReport, Ranked
 from genrec_bench.config import DataConfig, TrainConfig, from_dict
 from genrec_bench.data.loaders import Interactions, ItemMeta
 from genrec_bench.data.split import SplitData, make_split
 from genrec_bench.errors import GenrecError
+from genrec_bench.models.registry import backend_class, build_backend, contract_problem
 from genrec_bench.runtime import seed_everything
 
 UNKNOWN_KEY = "no_such_key_for_check_backend"
@@ -89,12 +82,15 @@ def check_backend(backend: type | str, /, *, train: dict[str, Any] | None = None
                   **model_config: Any) -> CheckReport:
     """Train `backend` (a class, or a name as `--model` takes it) with `model_config` as its `[model]`
     table on `tiny_split()` and check every rule of the contract; raise `ContractViolation` on the
-    first one broken. Rules: contract shape, unknown config key, fit report, shape, item range,
+    first one broken. Without `model_config`, the backend's own `test_params()` (when it has one)
+    gives the table. Rules: contract shape, unknown config key, fit report, shape, item range,
     no duplicates, sorted scores, save/load, same seed."""
     cls = backend_class(backend) if isinstance(backend, str) else backend
     label = f"{getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', cls)}"
     if problem := contract_problem(cls):
         raise ContractViolation("contract shape", label, f"{problem} (see {CONTRACT})")
+    if not model_config and callable(getattr(cls, "test_params", None)):
+        model_config = dict(cls.test_params())
     _check_unknown_key(cls, model_config, label)
     train_cfg = from_dict(TrainConfig, CHECK_TRAIN | {"seed": seed} | (train or {}), "train", "check_backend")
     data = tiny_split()

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from genrec_bench.backends.base import FitReport
+from genrec_bench.api import FitReport
 from genrec_bench.config import TrainConfig
 from genrec_bench.errors import GenrecError, Interrupted
 from genrec_bench.progress import progress_bar

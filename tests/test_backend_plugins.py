@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
-from genrec_bench.backends.base import ENTRY_POINT_GROUP, backend_class, list_backends
 from genrec_bench.bench import suite_from_dict
 from genrec_bench.errors import GenrecError
+from genrec_bench.models.registry import ENTRY_POINT_GROUP, backend_class, list_backends
 
 MODULE = '''
 from typing import ClassVar
@@ -124,7 +124,7 @@ def test_entry_points_are_found_listed_and_broken_ones_stay_contained(seq_file, 
                            capsys, monkeypatch)
     assert code == 0, err
     assert json.loads((tmp_path / "p" / "run.json").read_text())["model"] == "popularity"
-    assert backend_class("popularity").__module__ == "genrec_bench.baselines.popularity"
+    assert backend_class("popularity").__module__ == "genrec_bench.baselines.popularity.model"
 
     code, out, _ = run_cli(["--help"], capsys, monkeypatch)
     assert code == 0 and "models" in out

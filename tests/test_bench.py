@@ -204,8 +204,8 @@ def test_decode_keys_are_checked_when_the_suite_is_read():
                          ids=lambda p: p.name)
 def test_every_shipped_suite_builds_each_backend_on_each_of_its_datasets(path: Path) -> None:
     """A typo in a suite's [runs.config] fails here, not hours into a benchmark."""
-    from genrec_bench.backends.base import create_backend
     from genrec_bench.items.id_tables import resolve_table
+    from genrec_bench.models.registry import create_backend
 
     suite = load_suite(path)
     for spec in suite.runs:

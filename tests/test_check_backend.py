@@ -10,36 +10,29 @@ from typing import ClassVar
 import pytest
 import torch
 
-from genrec_bench.backends.base import REGISTRY, FitReport, Ranked
+from genrec_bench.api import FitReport, Ranked
 from genrec_bench.baselines.popularity import Popularity
 from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import SplitData
+from genrec_bench.models.registry import REGISTRY, backend_class
 from genrec_bench.testing import ContractViolation, check_backend
-
-# The smallest [model] tables that still exercise each backend's full path (tokeniser, trie,
-# decoder), so the whole check costs seconds per backend on 2 CPU cores.
-TINY: dict[str, dict[str, object]] = {
-    "popularity": {},
-    "sasrec": {"hidden": 16, "layers": 1},
-    "hstu": {"hidden": 16, "layers": 1},
-    "bert4rec": {"hidden": 16, "layers": 1},
-    "rpg": {"hidden": 16, "layers": 1, "codes": 4, "code_bits": 2, "beam_width": 6, "graph_edges": 3},
-    "tiger": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
-              "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id"},
-    "liger": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
-              "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id", "beam_width": 6, "candidates": 8},
-    "mindrec": {"d_model": 32, "layers": 1, "heads": 2, "d_ff": 64, "sid_codebook": 4, "sid_levels": 2,
-                "tree_source": "kmeans", "tree_branching": 2, "history_repr": "id_codes"},
-}
-
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_built_in_backend_honours_the_contract(name):
-    assert name in TINY, f"give built-in backend '{name}' a tiny [model] table in TINY so check_backend runs on it"
-    report = check_backend(name, **TINY[name])
+    cls = backend_class(name)
+    assert callable(getattr(cls, "test_params", None)), f"give built-in backend '{name}' a test_params() classmethod"
+    report = check_backend(name)  # with the model's own test_params()
     assert report.backend == name
     assert set(report.short_lists) == {1, 10, report.items}
     assert all(0 <= n <= report.users for n in report.short_lists.values())
+
+
+def test_check_backend_takes_the_backends_test_params_when_given_no_table(monkeypatch):
+    """Without a [model] table the check builds the backend from its own `test_params()`."""
+    seen = []
+    monkeypatch.setattr(Popularity, "test_params", classmethod(lambda cls: seen.append(cls) or {}), raising=False)
+    check_backend(Popularity)
+    assert seen == [Popularity]
 
 
 class Duplicates(Popularity):

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
-from genrec_bench.backends.base import ENTRY_POINT_GROUP
 from genrec_bench.data import registry
+from genrec_bench.models.registry import ENTRY_POINT_GROUP
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "extending.md"

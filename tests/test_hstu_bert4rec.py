@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from test_cli import run_cli
 
-from genrec_bench.backends.base import REGISTRY
-from genrec_bench.baselines.bert4rec import BERT4Rec, BERT4RecConfig, BERT4RecModule, _Cloze, cloze_mask
-from genrec_bench.baselines.hstu import HSTUBlock, pointwise_attention, relative_distance
+from genrec_bench.baselines.bert4rec.model import BERT4Rec, BERT4RecConfig, BERT4RecModule, ClozeWindows, cloze_mask
+from genrec_bench.baselines.hstu.model import HSTUBlock, pointwise_attention, relative_distance
+from genrec_bench.models.registry import REGISTRY
 
 
 def silu(x: float) -> float:
@@ -65,7 +65,7 @@ def test_cloze_loss_is_cross_entropy_on_the_hidden_items_only() -> None:
     cfg = BERT4RecConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_len=5, mask_prob=0.5)
     module = BERT4RecModule(n_items=7, max_len=5, cfg=cfg).eval()
     batch = torch.tensor([[7, 1, 2, 3, 4], [0, 6, 5, 4, 3]])
-    loss = _Cloze(module, batch, 0.5, seed=3).loss(module, batch)
+    loss = ClozeWindows(module, batch, 0.5, seed=3).loss(module, batch)
     hide = cloze_mask(batch, 7, 0.5, torch.Generator().manual_seed(3))  # the same draw
     inputs = batch.masked_fill(hide, module.mask_id)
     rows = hide.nonzero(as_tuple=True)

@@ -8,15 +8,17 @@ import pytest
 import torch
 
 from conftest import random_unique_codes, walk_split
-from genrec_bench.backends.base import apply_decoding, create_backend
-from genrec_bench.backends.liger import RANKINGS, Liger, LigerConfig, LigerNet, rerank
-from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet
 from genrec_bench.config import TrainConfig
+from genrec_bench.decode_options import apply_decoding
 from genrec_bench.decoding.trie import build_trie
 from genrec_bench.errors import GenrecError
+from genrec_bench.models.liger import RANKINGS, Liger, LigerConfig, LigerNet, rerank
+from genrec_bench.models.registry import create_backend
+from genrec_bench.models.tiger import Tiger, TigerConfig
+from genrec_bench.nn.seq2seq import FastDecoder, Seq2SeqNet
 from genrec_bench.testing import check_backend
 
-TARGET = "genrec_bench.backends.liger:Liger"
+TARGET = "genrec_bench.models.liger:Liger"
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
             sid_codebook=4, beam_width=6)
 SIZES = (3, 3, 3)
@@ -41,9 +43,9 @@ def built(**keys: object) -> Liger:
     torch.manual_seed(0)
     model = Liger(LigerConfig(**{**TINY, **keys}))
     model.features_ = features()
-    model._build(random_unique_codes(N_ITEMS, SIZES), SIZES, torch.device("cpu"))
+    model.build(random_unique_codes(N_ITEMS, SIZES), SIZES)
     model.max_history_ = 4
-    model.net_.eval()
+    model.module_.eval()
     return model
 
 
@@ -55,7 +57,7 @@ def with_ranking(model: Liger, ranking: str, **keys: object) -> Liger:
 @torch.no_grad()
 def hand_dense(model: Liger, hist: torch.Tensor) -> torch.Tensor:
     """Cosine [B, N] written out: T5 decoder state at the start token, bias-free projection, raw features."""
-    net = model.net_
+    net = model.module_
     enc, mask = net.encode(hist)
     start = torch.zeros(len(hist), 1, dtype=torch.long)
     state = net.t5.decoder(input_ids=start, encoder_hidden_states=enc, encoder_attention_mask=mask).last_hidden_state
@@ -77,7 +79,7 @@ def assert_ranked_by(items: torch.Tensor, scores: torch.Tensor, reference: torch
 def test_zero_dense_weight_is_tigers_loss():
     torch.manual_seed(0)
     codes = random_unique_codes(N_ITEMS, SIZES)
-    tiger = TigerNet(TigerConfig(**TINY), codes, SIZES).eval()
+    tiger = Seq2SeqNet(TigerConfig(**TINY), codes, SIZES).eval()
     liger = LigerNet(LigerConfig(**TINY, dense_weight=0.0, ranking="generative"), codes, SIZES, features()).eval()
     missing = liger.load_state_dict(tiger.state_dict(), strict=False).missing_keys
     assert sorted(missing) == ["dense.weight", "item_features"]  # same T5: only the dense head differs
@@ -173,8 +175,8 @@ def test_dense_ranks_the_whole_catalogue_by_cosine():
 def test_generative_is_tigers_list():
     model, hist = with_ranking(built(), "generative"), histories()
     tiger = Tiger(TigerConfig(**TINY))
-    tiger._build(model.codes_, SIZES, torch.device("cpu"))
-    tiger.net_.load_state_dict(model.net_.state_dict(), strict=False)
+    tiger.build(model.codes_, SIZES)
+    tiger.module_.load_state_dict(model.module_.state_dict(), strict=False)
     tiger.max_history_ = model.max_history_
     for k in (3, 8):
         ours, theirs = model.recommend(hist, k), tiger.recommend(hist, k)
@@ -202,7 +204,7 @@ def test_fit_report_and_save_load_give_identical_lists(tmp_path):
     report = model.fit(data, TrainConfig(epochs=1, batch_size=32, warmup_steps=0, patience=0, device="cpu",
                                          valid_users=0))
     assert {report.extra[k] for k in ("ranking", "candidates", "dense_weight")} == {"hybrid", 8, 1.0}
-    assert report.extra["dense_dim"] == model.net_.item_features.shape[1]
+    assert report.extra["dense_dim"] == model.module_.item_features.shape[1]
     assert report.extra["dense_features"] == "collab"  # `auto` on a split without item metadata
     assert any(d.startswith("encoder input: semantic-ID embeddings only") for d in
                report.extra["departures_from_paper"])
@@ -210,7 +212,7 @@ def test_fit_report_and_save_load_give_identical_lists(tmp_path):
     model.save(tmp_path / "run")
     loaded = Liger.load(tmp_path / "run")  # no data: the features come back from the state dict
     assert isinstance(loaded.cfg, LigerConfig) and loaded.cfg == model.cfg
-    assert torch.equal(loaded.net_.item_features, model.net_.item_features)
+    assert torch.equal(loaded.module_.item_features, model.module_.item_features)
     hist, _ = data.to_tensors("test")
     for ranking in RANKINGS:
         a, b = with_ranking(model, ranking).recommend(hist, 5), with_ranking(loaded, ranking).recommend(hist, 5)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import walk_split
-from genrec_bench.backends.base import create_backend
-from genrec_bench.backends.mindrec import MindRec, MindRecConfig, MindRecNet
 from genrec_bench.config import TrainConfig, from_dict, load_run_config
 from genrec_bench.errors import GenrecError
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import summarise
+from genrec_bench.models.mindrec.model import MindRec, MindRecConfig, MindRecNet
+from genrec_bench.models.registry import create_backend
 from genrec_bench.runtime import seed_everything
 
 TINY = dict(tree_branching=2, sid_levels=2, sid_codebook=4, d_model=32, layers=1, heads=2, d_ff=64, beam_width=5)

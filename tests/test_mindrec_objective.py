@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from genrec_bench.backends.mindrec import (
+from genrec_bench.models.mindrec.model import (
     DiffusionExamples,
     consistent_tokens,
     corrupt_targets,

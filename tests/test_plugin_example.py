@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
-from genrec_bench.backends.base import ENTRY_POINT_GROUP
+from genrec_bench.models.registry import ENTRY_POINT_GROUP
 from genrec_bench.testing import check_backend
 
 

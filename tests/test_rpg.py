@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from test_cli import run_cli
 from test_sasrec import alternating_split
 
-from genrec_bench.backends.rpg import RPG, RPGConfig, RPGModule, _CodeWindows, graph_search, item_graph
 from genrec_bench.config import TrainConfig
 from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.product_quantize import code_collisions, opq_codes
+from genrec_bench.models.rpg import RPG, CodeWindows, RPGConfig, RPGModule, graph_search, item_graph
 from genrec_bench.runtime import seed_everything
 
 
@@ -74,7 +74,7 @@ def test_the_loss_is_the_cross_entropy_of_every_code_of_every_next_item() -> Non
     module = tiny_module()
     pad = module.n_items
     batch = torch.tensor([[pad, 1, 2, 3, 4], [0, 6, 5, 8, 7]])
-    loss = _CodeWindows(module, batch).loss(module, batch)
+    loss = CodeWindows(module, batch).loss(module, batch)
     inputs, targets = batch[:, :-1], batch[:, 1:]
     real = inputs != pad
     logp = module.code_logprobs(module(inputs)[real])

@@ -7,21 +7,15 @@ import polars as pl
 import pytest
 import torch
 
-from genrec_bench.backends.base import create_backend
-from genrec_bench.baselines.sasrec import (
-    SASRec,
-    SASRecConfig,
-    SASRecModule,
-    prefix_items,
-    training_windows,
-    trim_left,
-)
+from genrec_bench.baselines.sasrec import SASRec, SASRecConfig
 from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.loaders import Interactions, ItemMeta
 from genrec_bench.data.split import PAD, SplitData, make_split
 from genrec_bench.errors import GenrecError
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import summarise
+from genrec_bench.models.registry import create_backend
+from genrec_bench.nn.sequence import SequenceModule, prefix_items, training_windows, trim_left
 from genrec_bench.runtime import seed_everything
 
 N_ITEMS = 20
@@ -90,7 +84,7 @@ def test_prefix_items_hides_the_future() -> None:
 
 def test_repeat_bias_shifts_exactly_the_seen_items() -> None:
     torch.manual_seed(0)
-    module = SASRecModule(6, 4, SASRecConfig(hidden=8, heads=1, max_len=4))
+    module = SequenceModule(6, 4, SASRecConfig(hidden=8, heads=1, max_len=4))
     with torch.no_grad():
         module.repeat.fill_(-0.3)
     hidden, seen = torch.randn(2, 8), torch.tensor([[1, 4, 6, 6], [6, 6, 6, 0]])  # 6 = pad
@@ -122,7 +116,7 @@ def test_trim_left_drops_only_shared_padding() -> None:
 
 def test_attention_is_causal_and_ignores_padding() -> None:
     torch.manual_seed(0)
-    module = SASRecModule(n_items=10, max_len=6, cfg=TINY).eval()
+    module = SequenceModule(n_items=10, max_len=6, cfg=TINY).eval()
     pad = module.n_items
     a = torch.tensor([[pad, pad, 1, 2, 3, 4]])
     b = torch.tensor([[pad, pad, 1, 2, 7, 8]])  # same prefix, different future

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from test_cli import run_cli
 
-from genrec_bench.backends.base import Ranked
+from genrec_bench.api import Ranked
 from genrec_bench.baselines.popularity import Popularity
 from genrec_bench.evaluate import short_list_counts, short_list_warning
 from genrec_bench.results import RunRecord

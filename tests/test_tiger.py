@@ -9,12 +9,13 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from conftest import random_unique_codes, walk_split
-from genrec_bench.backends.base import create_backend
-from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet, TrainingPrefixes
 from genrec_bench.config import TrainConfig
 from genrec_bench.decoding.beam_search import exhaustive_search
 from genrec_bench.decoding.trie import build_trie
 from genrec_bench.errors import GenrecError
+from genrec_bench.models.registry import create_backend
+from genrec_bench.models.tiger import Tiger, TigerConfig
+from genrec_bench.nn.seq2seq import FastDecoder, Seq2SeqNet, TrainingPrefixes
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, d_kv=16, d_ff=64, sid_levels=2,
             sid_codebook=4, beam_width=6)
@@ -27,8 +28,8 @@ def test_item_sum_id_tells_apart_items_with_the_same_codes():
     torch.manual_seed(0)
     sizes = (3, 3)
     codes = torch.tensor([[0, 1], [0, 1], [2, 2]])  # items 0 and 1 share their whole tuple
-    plain = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum"}), codes, sizes).eval()
-    with_id = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum_id"}), codes, sizes).eval()
+    plain = Seq2SeqNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum"}), codes, sizes).eval()
+    with_id = Seq2SeqNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": "item_sum_id"}), codes, sizes).eval()
     hist = torch.tensor([[-1, 0], [-1, 1]])
     same = plain.encoder_inputs(hist)["inputs_embeds"]
     assert torch.equal(same[0], same[1])
@@ -47,7 +48,7 @@ def test_fast_decoder_matches_t5_forward(encoding):
     torch.manual_seed(0)
     sizes = (5, 4, 3)
     codes = random_unique_codes(30, sizes)
-    net = TigerNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": encoding}), codes, sizes).eval()
+    net = Seq2SeqNet(TigerConfig(**{**FULL_VOCAB, "history_encoding": encoding}), codes, sizes).eval()
     hist = torch.randint(0, 30, (3, 5))
     hist[0, :3] = -1
     enc, mask = net.encode(hist)
@@ -74,7 +75,7 @@ def test_fast_decoder_matches_t5_forward(encoding):
 def test_training_prefixes_are_every_prefix(tmp_path):
     data = walk_split(tmp_path)
     sizes = (4, 4)
-    net = TigerNet(TigerConfig(**TINY), random_unique_codes(data.n_items, sizes), sizes)
+    net = Seq2SeqNet(TigerConfig(**TINY), random_unique_codes(data.n_items, sizes), sizes)
     prefixes = TrainingPrefixes(net, data, max_history=3)
     flat, offsets = data.train_sequences()
     assert prefixes.num_examples() == int(sum(n - 1 for n in (offsets[1:] - offsets[:-1])))
@@ -159,7 +160,7 @@ def test_recommend_agrees_with_transformers_generate(tmp_path):
     # No repeat offsets: `generate` knows nothing of the user's history beyond the encoder.
     model = Tiger(TigerConfig(**{**FULL_VOCAB, "sid_codebook": 3, "sid_levels": 3, "repeat_bias": False}))
     model.fit(data, TrainConfig(epochs=2, batch_size=32, device="cpu", warmup_steps=0))
-    net, depth, k, beam = model.net_, len(model.net_.sizes), 4, 6
+    net, depth, k, beam = model.module_, len(model.module_.sizes), 4, 6
     table: dict[tuple[int, ...], set[int]] = {}
     for row in net.item_tokens.tolist():
         for t in range(depth):
@@ -180,7 +181,7 @@ def test_loss_without_repeat_offsets_is_t5s_own_loss(tmp_path):
     torch.manual_seed(0)
     data = walk_split(tmp_path)
     sizes = (4, 4)
-    net = TigerNet(TigerConfig(**{**FULL_VOCAB, "repeat_bias": False}), random_unique_codes(data.n_items, sizes),
+    net = Seq2SeqNet(TigerConfig(**{**FULL_VOCAB, "repeat_bias": False}), random_unique_codes(data.n_items, sizes),
                    sizes)
     net.eval()  # no dropout: both losses see the same activations
     hist, target = TrainingPrefixes(net, data, 3).batch(torch.arange(20), torch.device("cpu"))
@@ -194,7 +195,7 @@ def test_loss_without_repeat_offsets_is_t5s_own_loss(tmp_path):
 def test_repeat_offsets_shift_only_codes_on_a_history_path():
     sizes = (3, 4)
     codes = torch.tensor([[0, 0], [0, 1], [1, 2], [2, 3]])
-    net = TigerNet(TigerConfig(**FULL_VOCAB), codes, sizes).eval()
+    net = Seq2SeqNet(TigerConfig(**FULL_VOCAB), codes, sizes).eval()
     net.repeat.copy_(torch.tensor([0.1, -0.5]))
     hist = torch.tensor([[-1, 1, 2]])  # items (0, 1) and (1, 2)
     hist_codes = net.history_codes(hist)
@@ -215,7 +216,7 @@ def test_constrained_loss_is_cross_entropy_over_valid_children(tmp_path):
     torch.manual_seed(0)
     sizes = (3, 4)
     codes = torch.tensor([[0, 0], [0, 1], [1, 2], [2, 3], [2, 0]])
-    net = TigerNet(TigerConfig(**{**TINY, "repeat_bias": False}), codes, sizes).eval()
+    net = Seq2SeqNet(TigerConfig(**{**TINY, "repeat_bias": False}), codes, sizes).eval()
     hist, target = torch.tensor([[-1, 1], [3, 4], [0, 2]]), torch.tensor([1, 2, 4])
     enc, mask = net.encode(hist)
     labels = net.item_tokens[target]
@@ -242,15 +243,15 @@ def test_constrained_decoding_scores_are_a_distribution_over_the_catalogue(tmp_p
     model.fit(data, TrainConfig(epochs=1, batch_size=32, device="cpu", warmup_steps=0))
     hist, _ = data.to_tensors("test")
     with torch.inference_mode():
-        enc, mask = model.net_.encode(hist)
-        decoder = FastDecoder(model.net_, enc, mask, model.net_.history_codes(hist), model.trie_)
-        codes = model.net_.item_tokens - model.net_.offsets
+        enc, mask = model.module_.encode(hist)
+        decoder = FastDecoder(model.module_, enc, mask, model.module_.history_codes(hist), model.trie_)
+        codes = model.module_.item_tokens - model.module_.offsets
         full = exhaustive_search(decoder.level_step, codes, len(hist), k=data.n_items)
     torch.testing.assert_close(torch.logsumexp(full.scores, dim=1), torch.zeros(len(hist)), atol=1e-4, rtol=0)
     ours = model.recommend(hist, 5)
     assert torch.equal(ours.items, full.items[:, :5])
     with pytest.raises(ValueError, match="trie"):
-        FastDecoder(model.net_, enc, mask)
+        FastDecoder(model.module_, enc, mask)
 
 
 @pytest.mark.parametrize("encoding, levels", [("item_sum", 1), ("item_sum_id", 1), ("item_sum_id", 2)])
@@ -262,8 +263,8 @@ def test_item_head_scores_codes_by_the_items_below_them(encoding, levels):
     sizes = (2, 3)
     codes = torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0]])  # items 0-2 share level 0; item 3 is alone
     cfg = TigerConfig(**{**TINY, "repeat_bias": False, "history_encoding": encoding})
-    plain = TigerNet(cfg, codes, sizes).eval()
-    net = TigerNet(dataclasses.replace(cfg, item_head=True, item_head_levels=levels), codes, sizes).eval()
+    plain = Seq2SeqNet(cfg, codes, sizes).eval()
+    net = Seq2SeqNet(dataclasses.replace(cfg, item_head=True, item_head_levels=levels), codes, sizes).eval()
     net.load_state_dict(plain.state_dict(), strict=False)  # same T5: only the item head differs
     assert (net.item_out is net.item_embed) == (encoding == "item_sum_id")
     with torch.no_grad():
@@ -294,4 +295,4 @@ def test_item_head_scores_codes_by_the_items_below_them(encoding, levels):
     assert net.item_bias.grad[:3].abs().sum() > 0
     assert (net.item_bias.grad[3] != 0) == (levels == 2)  # item 3 has a rival only at level 0
     with pytest.raises(GenrecError, match="item_head_levels = 3"):
-        TigerNet(dataclasses.replace(cfg, item_head=True, item_head_levels=3), codes, sizes)
+        Seq2SeqNet(dataclasses.replace(cfg, item_head=True, item_head_levels=3), codes, sizes)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrec_bench.backends.tiger import Tiger
+from genrec_bench.models.tiger import Tiger
 from genrec_bench.pipeline import open_run
 
 

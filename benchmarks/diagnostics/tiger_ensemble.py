@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tiger_run import Combined, load_tiger
 
-from genrec_bench.backends.base import Backend
-from genrec_bench.backends.tiger import Tiger
+from genrec_bench.api import Backend
 from genrec_bench.data.split import SplitData
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import paired_compare, per_user
+from genrec_bench.models.tiger import Tiger
 
 KS = (1, 5, 10)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tiger_run import open_tiger_run
 
-from genrec_bench.backends.tiger import TrainingPrefixes
+from genrec_bench.nn.seq2seq import TrainingPrefixes
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=8192,
                         help="random training windows and validation users (seed 0)")
     args, model, data = open_tiger_run(parser)
-    net = model.net_
+    net = model.module_
     windows = TrainingPrefixes(net, data, model.max_history_)
     picked = torch.randperm(windows.num_examples(), generator=torch.Generator().manual_seed(0))[: args.examples]
     users = np.random.default_rng(0).permutation(data.n_users)[: args.examples]

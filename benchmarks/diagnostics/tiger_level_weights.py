@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from tiger_run import Combined, open_tiger_run
 
-from genrec_bench.backends.tiger import Tiger
 from genrec_bench.data.split import SplitData
 from genrec_bench.evaluate import rank_targets
 from genrec_bench.metrics import per_user
+from genrec_bench.models.tiger import Tiger
 
 WEIGHTS = (0.5, 0.75, 1.25, 1.5, 2.0)
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=4000, help="random validation users (seed 1)")
     args, model, data = open_tiger_run(parser)
     users = np.random.default_rng(1).permutation(data.n_users)[: args.users]
-    levels = len(model.net_.sizes)
+    levels = len(model.module_.sizes)
     base = _ndcg(model, data, users, torch.ones(levels))
     print(f"{args.run}: {len(users)} validation users, all weights 1: NDCG@10 {base:.4f}")
     for level in range(levels):

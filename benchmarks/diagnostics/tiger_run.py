@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from genrec_bench.backends.base import Ranked
-from genrec_bench.backends.tiger import Tiger
+from genrec_bench.api import Ranked
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
+from genrec_bench.models.tiger import Tiger
 from genrec_bench.pipeline import open_run
 
 

@@ -22,17 +22,18 @@ import time
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import REGISTRY
+from genrec_bench.models.registry import REGISTRY
 
 OVERRIDES: dict[str, dict] = {"tiger": {"preset": "small", "history_encoding": "item_sum"}}
 BEAM_IS_K = ("tiger", "liger", "mindrec")  # autoregressive / diffusion beams; RPG keeps its graph beam (>= k)
 
 
 def measure(name: str, steps: int, users: int, latency_users: int) -> dict:
-    from genrec_bench.backends.base import apply_decoding, create_backend
     from genrec_bench.config import DataConfig, TrainConfig
     from genrec_bench.data.registry import load_dataset
     from genrec_bench.data.split import make_split
+    from genrec_bench.decode_options import apply_decoding
+    from genrec_bench.models.registry import create_backend
 
     data = make_split(load_dataset("beauty"), DataConfig(), "beauty")
     batch = 256

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import Backend, apply_decoding, parse_decode
+from genrec_bench.api import Backend
+from genrec_bench.decode_options import apply_decoding, parse_decode
 from genrec_bench.pipeline import open_run
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import apply_decoding
+from genrec_bench.decode_options import apply_decoding
 from genrec_bench.pipeline import open_run
 
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import Ranked
-from genrec_bench.backends.tiger import Tiger, TigerConfig
+from genrec_bench.api import Ranked
 from genrec_bench.config import DataConfig, TrainConfig
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import make_split
+from genrec_bench.models.tiger import Tiger, TigerConfig
 
 
 def allowed_table(codes: torch.Tensor, offsets: torch.Tensor) -> dict[tuple[int, ...], list[int]]:
@@ -47,7 +47,7 @@ def allowed_table(codes: torch.Tensor, offsets: torch.Tensor) -> dict[tuple[int,
 def hf_generate(model: Tiger, hist: torch.Tensor, k: int, beam: int,
                 table: dict[tuple[int, ...], list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k items [B, k] and sequence log-probabilities via `model.generate`."""
-    net = model.net_
+    net = model.module_
     depth = len(net.sizes)
 
     def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:  # noqa: ARG001
@@ -105,7 +105,7 @@ def worker(args: argparse.Namespace) -> None:
         def decode(h: torch.Tensor) -> Ranked:
             return model.recommend(h, args.k)
     else:
-        table = allowed_table(model.codes_, model.net_.offsets)
+        table = allowed_table(model.codes_, model.module_.offsets)
 
         def decode(h: torch.Tensor) -> Ranked:
             return Ranked(*hf_generate(model, h, args.k, args.beam, table))

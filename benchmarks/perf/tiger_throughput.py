@@ -16,16 +16,17 @@ import time
 
 import torch
 
-from genrec_bench.backends.tiger import TigerConfig, TigerNet, TrainingPrefixes
 from genrec_bench.config import DataConfig
 from genrec_bench.data.registry import load_dataset
 from genrec_bench.data.split import make_split
 from genrec_bench.items.semantic_ids import build_semantic_ids
+from genrec_bench.models.tiger import TigerConfig
+from genrec_bench.nn.seq2seq import Seq2SeqNet, TrainingPrefixes
 
 
 def measure(cfg: TigerConfig, prefixes_of, ids, steps: int, warmup: int, batch: int) -> dict[str, float]:
     torch.manual_seed(0)
-    net = TigerNet(cfg, ids.codes, ids.sizes).train()
+    net = Seq2SeqNet(cfg, ids.codes, ids.sizes).train()
     prefixes = prefixes_of(net)
     optim = torch.optim.AdamW(net.parameters(), lr=1e-3)
     order = torch.randperm(prefixes.num_examples())

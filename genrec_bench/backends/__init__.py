@@ -1,0 +1,1 @@
+"""The former home of the backends; `base` remains so plugins written against it keep working."""

@@ -56,7 +56,7 @@ class SplitData:
         """Flat items and offsets of each user's training part (sequence minus its last two items)."""
         lengths = np.diff(self.offsets) - 2
         starts = self.offsets[:-1]
-        keep = np.repeat(starts, lengths) + _ranges(lengths)
+        keep = np.repeat(starts, lengths) + concat_ranges(lengths)
         return self.items[keep], np.concatenate([[0], np.cumsum(lengths)])
 
     def train_counts(self) -> np.ndarray:
@@ -89,7 +89,7 @@ class SplitData:
                 "interactions": int(len(self.items)), "fingerprint": self.fingerprint}
 
 
-def _ranges(lengths: np.ndarray) -> np.ndarray:
+def concat_ranges(lengths: np.ndarray) -> np.ndarray:
     """Concatenated aranges: [0..l0), [0..l1), ... without a Python loop."""
     total = int(lengths.sum())
     if total == 0:

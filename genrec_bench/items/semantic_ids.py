@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from genrec_bench.config import _check
+from genrec_bench.config import check_key
 from genrec_bench.data.split import SplitData
 from genrec_bench.errors import GenrecError
 from genrec_bench.items import quantize
@@ -56,17 +56,17 @@ class TokenizerConfig:
     rqvae_beta: float = 0.25  # commitment weight
 
     def __post_init__(self) -> None:
-        _check(self.method in METHODS, "tokenizer.method", f"one of {', '.join(METHODS)}", self.method)
-        _check(isinstance(self.features, str) and bool(self.features), "tokenizer.features",
+        check_key(self.method in METHODS, "tokenizer.method", f"one of {', '.join(METHODS)}", self.method)
+        check_key(isinstance(self.features, str) and bool(self.features), "tokenizer.features",
                "'auto' or '+'-joined names from text, tfidf, attributes, collab", self.features)
         for key in ("levels", "kmeans_n_init", "kmeans_max_iter", "rqvae_latent_dim", "rqvae_epochs",
                     "rqvae_batch_size"):
-            _check(getattr(self, key) >= 1, f"tokenizer.{key}", "an integer >= 1", getattr(self, key))
-        _check(self.codebook_size >= 2, "tokenizer.codebook_size", "an integer >= 2", self.codebook_size)
-        _check(self.rqvae_hidden_dim >= 2, "tokenizer.rqvae_hidden_dim", "an integer >= 2",
+            check_key(getattr(self, key) >= 1, f"tokenizer.{key}", "an integer >= 1", getattr(self, key))
+        check_key(self.codebook_size >= 2, "tokenizer.codebook_size", "an integer >= 2", self.codebook_size)
+        check_key(self.rqvae_hidden_dim >= 2, "tokenizer.rqvae_hidden_dim", "an integer >= 2",
                self.rqvae_hidden_dim)
-        _check(self.rqvae_lr > 0, "tokenizer.rqvae_lr", "a number > 0", self.rqvae_lr)
-        _check(self.rqvae_beta >= 0, "tokenizer.rqvae_beta", "a number >= 0", self.rqvae_beta)
+        check_key(self.rqvae_lr > 0, "tokenizer.rqvae_lr", "a number > 0", self.rqvae_lr)
+        check_key(self.rqvae_beta >= 0, "tokenizer.rqvae_beta", "a number >= 0", self.rqvae_beta)
 
 
 @dataclass(frozen=True)

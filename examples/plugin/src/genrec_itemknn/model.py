@@ -18,11 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
+from genrec_bench.api import FitReport, Ranked
 from genrec_bench.config import TrainConfig
 from genrec_bench.data.split import SplitData
 from genrec_bench.errors import GenrecError
 from genrec_bench.ranking import topk_stable
+from genrec_bench.saving import load_backend, save_backend
 
 POPULARITY_TIE_BREAK = 1e-6  # far below any vote, so popularity orders only the items without one
 

@@ -7,7 +7,7 @@ vector) ranks better than semantic-ID generation, which in turn needs no pass ov
 LIGER trains both on one network: beam search proposes a few candidates and the dense score orders
 them, which narrows the gap to dense retrieval as the candidates grow.
 
-Training: TIGER's next-semantic-ID cross-entropy (`TigerNet.token_loss`) plus `dense_weight` x
+Training: TIGER's next-semantic-ID cross-entropy (`Seq2SeqNet.token_loss`) plus `dense_weight` x
 mean(1 - cosine(projection, target item's feature vector)). The projection is a linear map (no bias,
 so the T5's output scaling does not matter) of the decoder state at the first generation step, the
 state that predicts the first code; the feature vectors are the `sid_features` item vectors
@@ -26,28 +26,27 @@ Ties rank the lower item index first in every mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked
-from genrec_bench.backends.tiger import FastDecoder, Tiger, TigerConfig, TigerNet
-from genrec_bench.config import TrainConfig, _check
+from genrec_bench.api import Ranked
+from genrec_bench.config import check_key
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.decoding.trie import PrefixTrie
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.features import item_features, resolve_spec
+from genrec_bench.nn.seq2seq import FastDecoder, Seq2SeqBackend, Seq2SeqConfig, Seq2SeqNet
 from genrec_bench.ranking import topk_stable
 
 RANKINGS = ("hybrid", "dense", "generative")
 
 
 @dataclass(frozen=True)
-class LigerConfig(TigerConfig):
+class LigerConfig(Seq2SeqConfig):
     """`[model]` keys of LIGER: TIGER's, plus the dense loss weight and the ranking switches."""
 
     dense_weight: float = 1.0  # weight of the cosine loss; 0 = TIGER's training
@@ -56,15 +55,15 @@ class LigerConfig(TigerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.dense_weight >= 0, "model.dense_weight", "a number >= 0 (0 = TIGER's loss)", self.dense_weight)
-        _check(self.ranking in RANKINGS, "model.ranking", f"one of {', '.join(RANKINGS)}", self.ranking)
-        _check(self.candidates >= 1, "model.candidates", "an integer >= 1", self.candidates)
-        _check(self.dense_weight > 0 or self.ranking == "generative", "model.ranking",
+        check_key(self.dense_weight >= 0, "model.dense_weight", "a number >= 0 (0 = TIGER's loss)", self.dense_weight)
+        check_key(self.ranking in RANKINGS, "model.ranking", f"one of {', '.join(RANKINGS)}", self.ranking)
+        check_key(self.candidates >= 1, "model.candidates", "an integer >= 1", self.candidates)
+        check_key(self.dense_weight > 0 or self.ranking == "generative", "model.ranking",
                "generative when model.dense_weight = 0 (the dense head is then untrained)", self.ranking)
 
 
-class LigerNet(TigerNet):
-    """TigerNet plus the dense head and the catalogue's feature vectors (a persistent buffer)."""
+class LigerNet(Seq2SeqNet):
+    """The semantic-ID encoder-decoder plus the dense head and the catalogue's feature vectors (a persistent buffer)."""
 
     def __init__(self, cfg: LigerConfig, codes: torch.Tensor, sizes: tuple[int, ...], features: torch.Tensor,
                  trie: PrefixTrie | None = None):
@@ -113,40 +112,45 @@ def rerank(items_bc: torch.Tensor, scores_bc: torch.Tensor, k: int) -> Ranked:
     return Ranked(items=items.masked_fill(scores == float("-inf"), -1).contiguous(), scores=scores.contiguous())
 
 
-class Liger(Tiger):
-    """TIGER's fit, decoder and save format, with `LigerNet` as the network and three rankings."""
+class Liger(Seq2SeqBackend):
+    """The semantic-ID encoder-decoder's fit, decoder and save format, with `LigerNet` as the network
+    and three rankings."""
 
     name: ClassVar[str] = "liger"
-    decode_keys: ClassVar[tuple[str, ...]] = (*Tiger.decode_keys, "ranking", "candidates")
+    decode_keys: ClassVar[tuple[str, ...]] = (*Seq2SeqBackend.decode_keys, "ranking", "candidates")
     Config = LigerConfig
 
     def __init__(self, cfg: LigerConfig | None = None):
-        super().__init__(cfg or LigerConfig())
+        super().__init__(cfg)
         self.features_: torch.Tensor | None = None  # [N, D] item vectors for the next `fit`'s net
 
-    def _make_net(self, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie,
-                  saved: dict[str, torch.Tensor] | None) -> LigerNet:
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {**super().test_params(), "beam_width": 6, "candidates": 8}
+
+    def make_net(self, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie,
+                 saved: dict[str, torch.Tensor] | None) -> LigerNet:
         features = saved["item_features"] if saved is not None else self.features_
         if features is None:
             raise GenrecError("liger builds its network from item features: call fit, or load a saved model")
         return LigerNet(self.cfg, codes, sizes, features, trie)
 
-    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
+    def prepare(self, data: SplitData) -> None:
         self.features_ = torch.from_numpy(item_features(data, self.cfg.sid_features, self.cfg.sid_seed))
-        report = super().fit(data, cfg, workdir)
+
+    def fit_facts(self, data: SplitData) -> dict[str, Any]:
         self.features_ = None  # the net holds them now
-        report.extra.update({
+        return {
             "dense_weight": self.cfg.dense_weight,
             "ranking": self.cfg.ranking,
             "candidates": self.cfg.candidates,
             "dense_features": "+".join(resolve_spec(data, self.cfg.sid_features)),
-            "dense_dim": int(self.net_.item_features.shape[1]),
-        })
-        return report
+            "dense_dim": int(self.fitted().item_features.shape[1]),
+        }
 
-    def _departures(self) -> list[str]:
+    def departures(self) -> list[str]:
         """TIGER's departures, then the ways the dense side differs from LIGER's setting."""
-        return [*super()._departures(),
+        return [*super().departures(),
                 "encoder input: semantic-ID embeddings only (LIGER paper: plus each item's text representation)",
                 f"dense target: item_features({self.cfg.sid_features!r}) vectors (LIGER paper: item text "
                 "representations)",
@@ -154,14 +158,13 @@ class Liger(Tiger):
                 "hybrid candidates: the beam's items only (LIGER paper: plus cold-start items, which a "
                 "leave-one-out split does not have)"]
 
-    def rank(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
+    def rank_decoder(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
         if self.cfg.ranking == "generative":
-            return super().rank(decoder, b, k)
+            return super().rank_decoder(decoder, b, k)
         if self.cfg.ranking == "dense":
             decoder.logits(torch.zeros(b, 1, 0, dtype=torch.long, device=self.device_))  # the first-code state
-            return self._dense_topk(self.net_.dense_scores(decoder.last_hidden), k)
+            return self._dense_topk(self.fitted().dense_scores(decoder.last_hidden), k)
         return self._hybrid(decoder, b, k)
-
     def _hybrid(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
         """Beam candidates ordered by dense score; the first step's state is kept from the search."""
         first: dict[str, torch.Tensor] = {}
@@ -176,7 +179,7 @@ class Liger(Tiger):
         out = constrained_beam_search(step, self.trie_, b, beam=width, k=width)
         # The catalogue's scores, then the candidates': the same numbers "dense" ranks by, so a beam
         # that covers the catalogue gives exactly the dense list.
-        scores_bw = self.net_.dense_scores(first["hidden"]).gather(1, out.items.clamp(min=0))
+        scores_bw = self.fitted().dense_scores(first["hidden"]).gather(1, out.items.clamp(min=0))
         return rerank(out.items, scores_bw, k)
 
     @staticmethod

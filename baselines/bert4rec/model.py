@@ -8,29 +8,27 @@ with the item embedding). Inference appends [MASK] to the last `max_len - 1` his
 ranks the catalogue at that position. Masks are drawn from a generator seeded by the training
 seed and the step, so a resumed run draws the same masks.
 
-Shares SASRec's sequence model (pre-LN layers, positions counted from the right, repeat offset
-on items already in the input) with the attention made bidirectional over real items.
+The sequence model is the shared one (`genrec_bench.nn.sequence`: pre-LN layers, positions
+counted from the right, repeat offset on items already in the input) with the attention made
+bidirectional over real items.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _Windows
-from genrec_bench.config import TrainConfig, _check
-from genrec_bench.data.split import SplitData
+from genrec_bench.config import TrainConfig, check_key
+from genrec_bench.nn.sequence import SequenceBackend, SequenceConfig, SequenceModule, Windows
 
 
 @dataclass(frozen=True)
-class BERT4RecConfig(SASRecConfig):
-    """SASRec's keys plus the cloze masking rate (the paper's best on Amazon Beauty: 0.6)."""
+class BERT4RecConfig(SequenceConfig):
+    """The sequence model's keys plus the cloze masking rate (the paper's best on Amazon Beauty: 0.6)."""
 
     heads: int = 2
     dropout: float = 0.2
@@ -38,11 +36,11 @@ class BERT4RecConfig(SASRecConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(isinstance(self.mask_prob, int | float) and 0.0 < self.mask_prob <= 1.0, "model.mask_prob",
+        check_key(isinstance(self.mask_prob, int | float) and 0.0 < self.mask_prob <= 1.0, "model.mask_prob",
                "a number in (0, 1]", self.mask_prob)
 
 
-class BERT4RecModule(SASRecModule):
+class BERT4RecModule(SequenceModule):
     causal: ClassVar[bool] = False
     n_special: ClassVar[int] = 2  # pad = n_items, [MASK] = n_items + 1
 
@@ -60,7 +58,7 @@ def cloze_mask(items_bw: torch.Tensor, pad: int, prob: float, gen: torch.Generat
     return torch.where(hide.any(dim=1, keepdim=True), hide, last)
 
 
-class _Cloze(_Windows):
+class ClozeWindows(Windows):
     """Windows of `max_len` items; the loss is cross-entropy on the masked ones."""
 
     def __init__(self, module: BERT4RecModule, windows: torch.Tensor, prob: float, seed: int):
@@ -77,26 +75,23 @@ class _Cloze(_Windows):
         return F.cross_entropy(logits.float(), batch[rows])
 
 
-class BERT4Rec(SASRec):
+class BERT4Rec(SequenceBackend):
     name: ClassVar[str] = "bert4rec"
     Config = BERT4RecConfig
-    Module: ClassVar[type[SASRecModule]] = BERT4RecModule
+    Module: ClassVar[type[SequenceModule]] = BERT4RecModule
+    loss_name: ClassVar[str] = "cloze_full_softmax_ce"
 
-    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        self._seed = cfg.seed
-        report = super().fit(data, cfg, workdir)
-        report.extra.update({"loss": "cloze_full_softmax_ce", "mask_prob": self.cfg.mask_prob,
-                             "attention": "bidirectional"})
-        return report
+    def fit_facts(self) -> dict[str, Any]:
+        return {"mask_prob": self.cfg.mask_prob, "attention": "bidirectional"}
 
     def window_length(self, max_len: int) -> int:
         return max_len - 1  # a window of max_len - 1 inputs + 1 target = max_len items, all of them inputs
 
-    def examples(self, windows: torch.Tensor) -> _Windows:
-        return _Cloze(self.module_, windows, self.cfg.mask_prob, self._seed)  # type: ignore[arg-type]
+    def examples(self, windows: torch.Tensor, cfg: TrainConfig) -> Windows:
+        return ClozeWindows(self.fitted(), windows, self.cfg.mask_prob, cfg.seed)  # type: ignore[arg-type]
 
     def inputs(self, histories: torch.Tensor) -> torch.Tensor:
-        module = self._fitted()
+        module = self.fitted()
         items_bw = super().inputs(histories[:, -(module.max_len - 1) :]) if module.max_len > 1 else histories[:, :0]
         return torch.cat([items_bw, torch.full((len(items_bw), 1), module.n_items + 1, device=items_bw.device,
                                                dtype=items_bw.dtype)], dim=1)

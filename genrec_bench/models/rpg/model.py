@@ -5,8 +5,8 @@ quantisation of its feature vector (faiss OPQ, `items.product_quantize`); no cod
 `genrec-bench tokenize -m rpg` writes the codes as a table and `code_file` reads one back, so every
 machine trains on the same codes.
 
-Model: SASRec's causal Transformer over items (shared with HSTU and BERT4Rec), where an item's
-input is the mean of its code embeddings. One residual head per code position maps the last hidden
+Model: the shared causal Transformer over items (`genrec_bench.nn.sequence`, also SASRec's), where
+an item's input is the mean of its code embeddings. One residual head per code position maps the last hidden
 state to a query; the logits of position m's codes are the cosine similarities of that query with
 position m's code embeddings (the input table, shared) divided by `temperature`. Training is the
 cross-entropy of every code of the next item, all positions at once. An item's score is the mean of
@@ -25,8 +25,8 @@ Decoding (`decode`):
 
 Departures from the paper, each a switch recorded in the run record: the paper's feature vectors
 are sentence-T5 embeddings of item text; `features = "auto"` uses text where a dataset has it and
-attribute + co-occurrence vectors otherwise (Amazon 2014 ships no text). The history model is
-SASRec's pre-LN block instead of GPT-2's, with the CPU-sized width of `benchmarks/configs`.
+attribute + co-occurrence vectors otherwise (the offline Amazon 2014 copy has no item text). The
+history model is the shared pre-LN block instead of GPT-2's.
 `repeat_bias` (off by default, as in the paper) adds one learned offset per code position to the
 codes of the user's history items, the parallel-code form of TIGER's per-level offset: without it
 nothing tells the heads that users of a dataset never re-buy, and a history item can take rank 1.
@@ -39,29 +39,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule, _is_int, _Windows, prefix_items
-from genrec_bench.config import TrainConfig, _check
+from genrec_bench.api import FitReport, Ranked
+from genrec_bench.config import TrainConfig, check_key, is_int
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_tokens
 from genrec_bench.items.features import item_features
 from genrec_bench.items.id_tables import read_code_table
 from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
+from genrec_bench.items.tokenizer import ItemTokens
+from genrec_bench.nn.sequence import SequenceBackend, SequenceConfig, SequenceModule, Windows, prefix_items
 from genrec_bench.ranking import topk_stable
 
 DECODERS = ("graph", "exact")
 
 
 @dataclass(frozen=True)
-class RPGConfig(SASRecConfig):
-    """SASRec's keys plus the tokeniser, head and graph search; the repeat offset is per code position."""
+class RPGConfig(SequenceConfig):
+    """The sequence model's keys plus the tokeniser, head and graph search; the repeat offset is per code position."""
 
     hidden: int = 128
     heads: int = 2
@@ -82,21 +83,21 @@ class RPGConfig(SASRecConfig):
         super().__post_init__()
         for key in ("codes", "beam_width", "graph_edges", "graph_steps", "opq_iters"):
             value = getattr(self, key)
-            _check(_is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
-        _check(_is_int(self.code_bits) and 1 <= self.code_bits <= 12, "model.code_bits", "an integer in [1, 12]",
+            check_key(is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
+        check_key(is_int(self.code_bits) and 1 <= self.code_bits <= 12, "model.code_bits", "an integer in [1, 12]",
                self.code_bits)
-        _check(_is_int(self.graph_seed), "model.graph_seed", "an integer", self.graph_seed)
-        _check(isinstance(self.temperature, int | float) and self.temperature > 0, "model.temperature",
+        check_key(is_int(self.graph_seed), "model.graph_seed", "an integer", self.graph_seed)
+        check_key(isinstance(self.temperature, int | float) and self.temperature > 0, "model.temperature",
                "a number > 0", self.temperature)
-        _check(self.decode in DECODERS, "model.decode", f"one of {', '.join(DECODERS)}", self.decode)
-        _check(isinstance(self.features, str) and bool(self.features), "model.features",
+        check_key(self.decode in DECODERS, "model.decode", f"one of {', '.join(DECODERS)}", self.decode)
+        check_key(isinstance(self.features, str) and bool(self.features), "model.features",
                "a feature spec such as auto, text, attributes+collab", self.features)
-        _check(isinstance(self.code_file, str), "model.code_file", "a path or a shipped table name",
+        check_key(isinstance(self.code_file, str), "model.code_file", "a path or a shipped table name",
                self.code_file)
 
 
-class RPGModule(SASRecModule):
-    """SASRec's sequence model with code-mean inputs and one scoring head per code position."""
+class RPGModule(SequenceModule):
+    """The shared sequence model with code-mean inputs and one scoring head per code position."""
 
     def __init__(self, n_items: int, max_len: int, cfg: RPGConfig):
         self.n_codes, self.n_sub = cfg.codes, 1 << cfg.code_bits
@@ -109,7 +110,7 @@ class RPGModule(SASRecModule):
         if cfg.repeat_bias:
             self.repeat = nn.Parameter(torch.zeros(self.n_codes))
 
-    def make_item_table(self, n_items: int, cfg: SASRecConfig) -> nn.Embedding:
+    def make_item_table(self, n_items: int, cfg: SequenceConfig) -> nn.Embedding:
         return nn.Embedding(self.n_codes * self.n_sub, cfg.hidden)  # position m's codes: rows m * n_sub + c
 
     def set_codes(self, codes_nm: torch.Tensor) -> None:
@@ -119,9 +120,9 @@ class RPGModule(SASRecModule):
 
     def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
         """The mean of the item's code embeddings, times sqrt(D * M). The mean of M independent codes is
-        sqrt(M) times shorter than one code, so unscaled it starts 6x weaker than the position embedding
-        (Beauty, M = 32, D = 128) and the cosine head gives the table no gradient to grow: the scale
-        makes an item's input as strong as SASRec's item embedding times sqrt(D)."""
+        sqrt(M) times shorter than one code, so unscaled it starts sqrt(M) times weaker than the
+        position embedding and the cosine head gives the table no gradient to grow: the scale makes
+        an item's input as strong as a one-row item embedding times sqrt(D)."""
         return self.item(self.tokens[items_bw]).mean(dim=2) * math.sqrt(self.item.embedding_dim * self.n_codes)
 
     def code_logprobs(self, hidden_td: torch.Tensor, seen_tw: torch.Tensor | None = None) -> torch.Tensor:
@@ -206,8 +207,8 @@ def graph_search(scorer: Callable[[torch.Tensor], torch.Tensor], batch: int, gra
     return beam.gather(1, order), scores.gather(1, order)
 
 
-class _CodeWindows(_Windows):
-    """SASRec's training windows; the loss is the cross-entropy of all the next item's codes."""
+class CodeWindows(Windows):
+    """The shared training windows; the loss is the cross-entropy of all the next item's codes."""
 
     def loss(self, module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         m: RPGModule = self.module  # type: ignore[assignment]
@@ -218,16 +219,21 @@ class _CodeWindows(_Windows):
         return F.nll_loss(logp_tmc.flatten(0, 1), target_tm.flatten())
 
 
-class RPG(SASRec):
+class RPG(SequenceBackend):
     name: ClassVar[str] = "rpg"
     decode_keys: ClassVar[tuple[str, ...]] = ("decode", "beam_width", "graph_edges", "graph_steps", "graph_seed")
     Config = RPGConfig
-    Module: ClassVar[type[SASRecModule]] = RPGModule
+    Module: ClassVar[type[SequenceModule]] = RPGModule
+    loss_name: ClassVar[str] = "parallel_code_ce"
 
     def __init__(self, cfg: RPGConfig | None = None):
         super().__init__(cfg)
         self._graph: tuple[int, torch.Tensor] | None = None  # (edges, neighbours) of the current weights
         self._exact_only = False
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"hidden": 16, "layers": 1, "codes": 4, "code_bits": 2, "beam_width": 6, "graph_edges": 3}
 
     def item_codes(self, data: SplitData) -> tuple[np.ndarray, str]:
         """(codes [N, M], source) of a fit on `data`: read from `code_file`, else OPQ of the feature
@@ -240,7 +246,11 @@ class RPG(SASRec):
                           iters=cfg.opq_iters)
         return codes, f"opq({cfg.features}, {feats.shape[1]} dims)"
 
-    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
+    def item_tokens(self, data: SplitData) -> ItemTokens:
+        codes, source = self.item_codes(data)
+        return ItemTokens(codes=codes, codes_source=source)
+
+    def build_module(self, data: SplitData, max_len: int) -> SequenceModule:
         codes, source = self.item_codes(data)
         self._codes_info = {"codes_source": source, "codes_digest": codes_digest(codes),
                             "code_collisions": code_collisions(codes)}
@@ -249,24 +259,24 @@ class RPG(SASRec):
         return module
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        self._exact_only, self._graph = True, None
+        self._exact_only, self._graph = True, None  # model selection ranks exactly: the graph is the final weights'
         try:
-            report = super().fit(data, cfg, workdir)
+            return super().fit(data, cfg, workdir)
         finally:
             self._exact_only = False
+
+    def fit_facts(self) -> dict[str, Any]:
         departures = [f"features={self.cfg.features} (paper: sentence-T5 text embeddings)",
-                      "history model: pre-LN SASRec block (paper: GPT-2)"]
+                      "history model: pre-LN sequence block (paper: GPT-2)"]
         if self.cfg.repeat_bias:
             departures.append("repeat_bias: learned per-position offset for the codes of history items (paper: none)")
-        report.extra.update({"loss": "parallel_code_ce", "validation_decode": "exact", **self._codes_info,
-                             "departures": departures})
-        return report
+        return {"validation_decode": "exact", **self._codes_info, "departures": departures}
 
-    def examples(self, windows: torch.Tensor) -> _Windows:
-        return _CodeWindows(self.module_, windows)
+    def examples(self, windows: torch.Tensor, cfg: TrainConfig) -> Windows:
+        return CodeWindows(self.fitted(), windows)
 
-    def rank(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
-        module: RPGModule = self._fitted()  # type: ignore[assignment]
+    def rank_hidden(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
+        module: RPGModule = self.fitted()  # type: ignore[assignment]
         logp_bmc = module.code_logprobs(hidden_bd, items_bw)
         if self._exact_only or self.cfg.decode == "exact":
             return topk_stable(module.all_scores(logp_bmc), k)
@@ -280,7 +290,7 @@ class RPG(SASRec):
     def graph(self) -> torch.Tensor:
         """The item graph of the current weights with `graph_edges` neighbours, built once."""
         if self._graph is None or self._graph[0] != self.cfg.graph_edges:
-            module: RPGModule = self._fitted()  # type: ignore[assignment]
+            module: RPGModule = self.fitted()  # type: ignore[assignment]
             with torch.inference_mode():
                 self._graph = (self.cfg.graph_edges, item_graph(module.item_vectors().cpu(), self.cfg.graph_edges))
         return self._graph[1]

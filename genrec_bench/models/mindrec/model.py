@@ -27,9 +27,8 @@ catalogue knows) and tokens the catalogue forces cost nothing (paper: the positi
 
 Departure (`repeat_bias`, default on, as in `tiger` and `sasrec`): one learned logit offset per
 target position on the tokens that keep a partial path on a history item's path
-(`decoding.repeats.repeat_tokens`), in training on the noisy target and in decoding on each beam.
-Users of the Amazon sets never re-buy, and without it 12% of MindRec's top-1 slots on Instruments
-went to an item already in the history.
+(`decoding.repeats.repeat_tokens`), in training on the noisy target and in decoding on each beam,
+so the model learns from the training targets whether users go back to what they had.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
-from genrec_bench.config import TrainConfig, _check
+from genrec_bench.api import FitReport, Ranked
+from genrec_bench.config import TrainConfig, check_key
 from genrec_bench.data.examples import NextItemWindows
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.diffusion_beam import (
@@ -63,15 +61,10 @@ from genrec_bench.errors import GenrecError
 from genrec_bench.items.category_tree import SOURCES as TREE_SOURCES
 from genrec_bench.items.category_tree import CategoryTree, TreeConfig, build_category_tree, resolve_source
 from genrec_bench.items.features import item_features
-from genrec_bench.items.id_tables import read_sid_table, read_tree_table, tree_digest
-from genrec_bench.items.semantic_ids import (
-    METHODS,
-    SemanticIds,
-    TokenizerConfig,
-    build_semantic_ids,
-    format_health,
-)
-from genrec_bench.runtime import resolve_device
+from genrec_bench.items.id_tables import read_tree_table, tree_digest
+from genrec_bench.items.semantic_ids import format_health
+from genrec_bench.items.tokenizer import ItemTokens, SemanticIdKeys
+from genrec_bench.nn.backend import NeuralBackend
 
 HISTORY_REPRS = ("codes", "id_codes")
 # Beams x leaf-width cells one search call may hold; larger user batches are decoded in chunks.
@@ -79,19 +72,14 @@ DECODE_CELLS = 4_000_000
 
 
 @dataclass(frozen=True)
-class MindRecConfig:
-    """`[model]` keys of MindRec; sizes default to a CPU-friendly model."""
+class MindRecConfig(SemanticIdKeys):
+    """`[model]` keys of MindRec (the semantic-ID keys are the identifier part of each path); sizes
+    default to a CPU-friendly model."""
 
     tree_source: str = "auto"  # auto | named | subsumption | kmeans | none (no category tree)
     tree_depth: int = 2
     tree_branching: int = 16  # k-means trees only
     tree_tolerance: float = 0.05  # subsumption trees only
-    sid_method: str = "rkmeans"  # rkmeans | rqvae | letter
-    sid_features: str = "auto"
-    sid_levels: int = 3
-    sid_codebook: int = 256
-    sid_seed: int = 0
-    sid_file: str = ""  # semantic-ID table file (`genrec-bench tokenize`) instead of building one
     tree_file: str = ""  # category-path file (`genrec-bench tokenize --tree-out`) instead of building the tree
     history_repr: str = "codes"  # codes (sum of path-token embeddings) | id_codes (+ item-id embedding)
     cache_history: bool = True  # history block does not attend to the target (paper: fully bidirectional)
@@ -113,33 +101,27 @@ class MindRecConfig:
     constrained_softmax: bool = True  # softmax over tokens of catalogue-consistent items (paper: position vocab)
 
     def __post_init__(self) -> None:
-        _check(self.tree_source in TREE_SOURCES, "model.tree_source", f"one of {', '.join(TREE_SOURCES)}",
+        super().__post_init__()
+        check_key(self.tree_source in TREE_SOURCES, "model.tree_source", f"one of {', '.join(TREE_SOURCES)}",
                self.tree_source)
-        _check(self.tree_depth >= 1, "model.tree_depth", "an integer >= 1 (tree_source = 'none' for no tree)",
+        check_key(self.tree_depth >= 1, "model.tree_depth", "an integer >= 1 (tree_source = 'none' for no tree)",
                self.tree_depth)
-        _check(self.tree_branching >= 2, "model.tree_branching", "an integer >= 2", self.tree_branching)
-        _check(0 <= self.tree_tolerance < 1, "model.tree_tolerance", "a number in [0, 1)", self.tree_tolerance)
-        _check(self.sid_method in METHODS, "model.sid_method", f"one of {', '.join(METHODS)}", self.sid_method)
-        _check(self.sid_levels >= 1, "model.sid_levels", "an integer >= 1", self.sid_levels)
-        _check(self.sid_codebook >= 2, "model.sid_codebook", "an integer >= 2", self.sid_codebook)
-        _check(self.history_repr in HISTORY_REPRS, "model.history_repr", f"one of {', '.join(HISTORY_REPRS)}",
+        check_key(self.tree_branching >= 2, "model.tree_branching", "an integer >= 2", self.tree_branching)
+        check_key(0 <= self.tree_tolerance < 1, "model.tree_tolerance", "a number in [0, 1)", self.tree_tolerance)
+        check_key(self.history_repr in HISTORY_REPRS, "model.history_repr", f"one of {', '.join(HISTORY_REPRS)}",
                self.history_repr)
-        _check(self.max_history >= 0, "model.max_history", "an integer >= 0 (0 = data.max_history)",
+        check_key(self.max_history >= 0, "model.max_history", "an integer >= 0 (0 = data.max_history)",
                self.max_history)
         for key in ("d_model", "layers", "heads", "d_ff", "beam_width", "tokens_per_step"):
-            _check(getattr(self, key) >= 1, f"model.{key}", "an integer >= 1", getattr(self, key))
-        _check(self.d_model % self.heads == 0, "model.heads", f"a divisor of d_model={self.d_model}", self.heads)
-        _check(0 <= self.dropout < 1, "model.dropout", "a number in [0, 1)", self.dropout)
-        _check(0 < self.eps <= 1, "model.eps", "a number in (0, 1]", self.eps)
-        _check(self.order in ORDERS, "model.order", f"one of {', '.join(ORDERS)}", self.order)
-        _check(self.diversity >= 0, "model.diversity", "a number >= 0", self.diversity)
-        _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
-        _check(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
+            check_key(getattr(self, key) >= 1, f"model.{key}", "an integer >= 1", getattr(self, key))
+        check_key(self.d_model % self.heads == 0, "model.heads", f"a divisor of d_model={self.d_model}", self.heads)
+        check_key(0 <= self.dropout < 1, "model.dropout", "a number in [0, 1)", self.dropout)
+        check_key(0 < self.eps <= 1, "model.eps", "a number in (0, 1]", self.eps)
+        check_key(self.order in ORDERS, "model.order", f"one of {', '.join(ORDERS)}", self.order)
+        check_key(self.diversity >= 0, "model.diversity", "a number >= 0", self.diversity)
+        check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
+        check_key(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
                self.constrained_softmax)
-
-    def tokenizer(self) -> TokenizerConfig:
-        return TokenizerConfig(method=self.sid_method, features=self.sid_features, levels=self.sid_levels,
-                               codebook_size=self.sid_codebook, seed=self.sid_seed)
 
     def tree(self) -> TreeConfig:
         return TreeConfig(source=self.tree_source, depth=self.tree_depth, branching=self.tree_branching,
@@ -404,33 +386,32 @@ class DiffusionExamples(NextItemWindows):
 
 # --- the backend --------------------------------------------------------------------------------
 
-class MindRec:
+class MindRec(NeuralBackend):
     name: ClassVar[str] = "mindrec"
     decode_keys: ClassVar[tuple[str, ...]] = ("beam_width", "beam_covers_k", "order", "tokens_per_step", "diversity",
                                               "merge_determined", "decode_seed")
     Config = MindRecConfig
+    # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
+    legacy_config: ClassVar[dict[str, Any]] = {"repeat_bias": False, "constrained_softmax": False}
 
     def __init__(self, cfg: MindRecConfig | None = None):
-        self.cfg = cfg or MindRecConfig()
-        self.net_: MindRecNet | None = None
+        super().__init__(cfg)
         self.index_: PathIndex | None = None
         self.paths_: torch.Tensor | None = None
         self.depth_ = 0
         self.max_history_ = self.cfg.max_history
-        self.device_ = torch.device("cpu")
         self.info_: dict[str, Any] = {}
 
-    def _build(self, paths: torch.Tensor, sizes: tuple[int, ...], depth: int, device: torch.device) -> None:
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"d_model": 32, "layers": 1, "heads": 2, "d_ff": 64, "sid_codebook": 4, "sid_levels": 2,
+                "tree_source": "kmeans", "tree_branching": 2, "history_repr": "id_codes"}
+
+    def build(self, paths: torch.Tensor, sizes: tuple[int, ...], depth: int) -> None:
+        """The network and path index for item paths [N, P] (the first `depth` are categories), on `device_`."""
         self.paths_, self.depth_ = paths.long().cpu(), depth
         self.index_ = build_path_index(self.paths_, sizes, depth)
-        self.net_ = MindRecNet(self.cfg, self.paths_, sizes, self.max_history_).to(device)
-        self.device_ = device
-
-    def semantic_ids(self, data: SplitData) -> SemanticIds:
-        """The identifier part of every path: read from `sid_file`, else built from the sid_* keys."""
-        if self.cfg.sid_file:
-            return read_sid_table(self.cfg.sid_file, data)
-        return build_semantic_ids(data, self.cfg.tokenizer())
+        self.module_ = MindRecNet(self.cfg, self.paths_, sizes, self.max_history_).to(self.device_)
 
     def category_tree(self, data: SplitData) -> CategoryTree:
         """The category part: read from `tree_file`, else built from the tree_* keys (k-means item
@@ -445,9 +426,12 @@ class MindRec:
                    else None)
         return build_category_tree(data, tree_cfg, vectors)
 
+    def item_tokens(self, data: SplitData) -> ItemTokens:
+        return ItemTokens(ids=self.cfg.semantic_ids(data), tree=self.category_tree(data))
+
     def item_paths(self, data: SplitData) -> tuple[torch.Tensor, tuple[int, ...], int]:
         """Each item's target path: category path (coarse -> fine) then its unique semantic ID."""
-        ids = self.semantic_ids(data)
+        ids = self.cfg.semantic_ids(data)
         print(format_health(ids), file=sys.stderr)
         tree = self.category_tree(data)
         print(tree.format_stats(), file=sys.stderr)
@@ -461,29 +445,27 @@ class MindRec:
         return paths, (*tree.sizes, *ids.sizes), tree.paths.shape[1]
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        from genrec_bench.evaluate import validation_ndcg
-        from genrec_bench.training import train
-
         start = time.perf_counter()
         paths, sizes, depth = self.item_paths(data)
         self.max_history_ = self.cfg.max_history or data.config.max_history
-        self._build(paths, sizes, depth, resolve_device(cfg.device))
-        trainable = DiffusionExamples(self.net_, data, self.max_history_, self.cfg.eps)
+        self.use_device(cfg.device)
+        self.build(paths, sizes, depth)
+        net: MindRecNet = self.fitted()  # type: ignore[assignment]
+        trainable = DiffusionExamples(net, data, self.max_history_, self.cfg.eps)
         prep_seconds = time.perf_counter() - start
-        report = train(trainable, cfg, self.device_, lambda: validation_ndcg(self, data, cfg),
-                       workdir, label="mindrec")
+        report = self.train_module(trainable, data, cfg, workdir)
         report.extra.update({
             **self.info_,
             "history_repr": self.cfg.history_repr,
-            **({"repeat_bias": [round(REPEAT_SCALE * v, 3) for v in self.net_.repeat.tolist()]}
-               if self.net_.repeat is not None else {}),
+            **({"repeat_bias": [round(REPEAT_SCALE * v, 3) for v in net.repeat.tolist()]}
+               if net.repeat is not None else {}),
             "cache_history": self.cfg.cache_history,
             "constrained_softmax": self.cfg.constrained_softmax,
             "paper_backbone": "LLaDA-8B-Instruct + LoRA, text prompt of the last 10 items",
             "path_sizes": list(sizes),
             "tree_depth": depth,
             "max_leaf_items": self.index_.width,
-            "parameters": sum(p.numel() for p in self.net_.parameters()),
+            "parameters": sum(p.numel() for p in net.parameters()),
             "train_examples": trainable.num_examples(),
             "max_history": self.max_history_,
             "prep_seconds": round(prep_seconds, 2),
@@ -501,17 +483,12 @@ class MindRec:
                             seed=self.cfg.decode_seed)
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        if self.net_ is None or self.index_ is None:
-            raise GenrecError("mindrec model is not fitted")
-        net, was_training = self.net_, self.net_.training
-        net.eval()
+        self.fitted()
         search = self.search_config(k)
-        hist = histories[:, -self.max_history_ :].to(self.device_)
+        hist = self.history(histories, self.max_history_)
         chunk = max(1, DECODE_CELLS // (search.beam_width * max(1, self.index_.width)))
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
-                    else nullcontext())
         items, scores = [], []
-        with torch.inference_mode(), autocast:
+        with self.inference() as net:
             for lo in range(0, len(hist), chunk):
                 part = hist[lo : lo + chunk]
 
@@ -525,24 +502,18 @@ class MindRec:
                 out = diffusion_beam_search(log_probs, self.index_, len(part), k, search, self.device_)
                 items.append(out.items)
                 scores.append(out.scores)
-        net.train(was_training)
         return Ranked(items=torch.cat(items), scores=torch.cat(scores))
 
-    def save(self, path: Path) -> None:
-        if self.net_ is None:
-            raise GenrecError("mindrec model is not fitted")
-        save_backend(path, self.name, self.cfg, {"net": self.net_.state_dict(), "paths": self.paths_,
-                                                 "sizes": list(self.net_.sizes), "depth": self.depth_,
-                                                 "max_history": self.max_history_}, info=self.info_)
+    def state(self) -> dict[str, Any]:
+        net = self.fitted()
+        return {"net": net.state_dict(), "paths": self.paths_, "sizes": list(net.sizes), "depth": self.depth_,
+                "max_history": self.max_history_}
 
-    @classmethod
-    def load(cls, path: Path, device: torch.device | None = None) -> MindRec:
-        meta, state = load_backend(path)
-        # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
-        model = cls(MindRecConfig(**{"repeat_bias": False, "constrained_softmax": False, **meta["config"]}))
-        model.max_history_ = int(state["max_history"])
-        model._build(state["paths"], tuple(state["sizes"]), int(state["depth"]), device or torch.device("cpu"))
-        model.net_.load_state_dict(state["net"])
-        model.net_.eval()
-        model.info_ = meta.get("info", {})
-        return model
+    def info(self) -> dict[str, Any]:
+        return self.info_
+
+    def restore(self, state: dict[str, Any], info: dict[str, Any]) -> None:
+        self.max_history_ = int(state["max_history"])
+        self.build(state["paths"], tuple(state["sizes"]), int(state["depth"]))
+        self.fitted().load_state_dict(state["net"])
+        self.info_ = info

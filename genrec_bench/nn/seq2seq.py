@@ -1,49 +1,36 @@
-"""TIGER (Rajput et al., NeurIPS 2023): a T5 encoder-decoder that reads the semantic IDs of a
-user's history and generates the next item's semantic ID, decoded by trie-constrained beam search.
+"""The semantic-ID encoder-decoder TIGER introduced and LIGER builds on: a T5 that reads the
+semantic IDs of a user's history and generates the next item's semantic ID, decoded by
+trie-constrained beam search; and `Seq2SeqBackend`, the backend plumbing around it.
 
 Vocabulary: token 0 is padding (and the decoder start token); level l's codes occupy their own
 token range `offsets[l] : offsets[l] + sizes[l]`, so the same code at two levels is two tokens.
-Training is teacher forcing with cross-entropy over the full vocabulary, on every prefix of every
-training sequence (history window -> next item).
+Training is teacher forcing with cross-entropy, on every prefix of every training sequence
+(history window -> next item).
 
-Efficiency switches (recorded in `FitReport.extra`; the paper setting stays one flag away):
+Switches (each recorded in `FitReport.extra`; the paper setting stays one flag away):
 - `history_encoding = "tokens"` is the paper's encoder input (L tokens per history item);
   `"item_sum"` gives each history item one encoder position, the sum of its level-token
-  embeddings, which makes the encoder ~L times shorter; `"item_sum_id"` adds a learned
-  per-item embedding to that sum (as MindRec's `id_codes`), so the encoder can tell apart items
-  whose codes it shares, at the cost of N x d parameters. Generation still emits semantic IDs.
-- decoding does not call `generate`: the cross-attention keys/values are computed once per user
-  (not once per beam), the beams of a user attend to them as one longer query block, and the
-  search itself is the batched gather + mask of `decoding.beam_search`.
+  embeddings (an encoder ~L times shorter); `"item_sum_id"` adds a learned per-item embedding, so
+  the encoder can tell apart items whose codes it shares, at the cost of N x d parameters.
+- `constrained_softmax`: each level's softmax runs over the codes that continue the prefix to a
+  real item (the trie's children), in the loss and in decoding alike, instead of the whole
+  vocabulary, so the model spends no capacity on which codes exist below a prefix.
+- `repeat_bias`: one learned offset per level on the codes that keep the target on the path of an
+  item already in the history (`decoding.repeats`), in training and in decoding alike.
+- `item_head`: the last `item_head_levels` levels (default 1, the de-dup level) are also scored by
+  the items each code leads to: decoder state . (mean embedding of the items below the code) +
+  log-sum-exp of their biases. A de-dup code is an arbitrary index within the items sharing a
+  tuple, so its code embedding means nothing across tuples; the item's own embedding does.
 
-With `constrained_softmax` (default) each level's softmax runs over the codes that continue the
-prefix to a real item (the trie's children), in the training loss and in decoding alike, instead of
-the whole vocabulary: the model no longer spends capacity learning which codes exist below a
-prefix (the trie already knows), and item scores form a proper distribution over the catalogue.
-Measured on Beauty (epoch-5 checkpoint of a full-vocabulary model): levels 2-4 cost 5.7 nats per
-item against 3.8 for a popularity model, while most of those levels have one valid child.
-
-With `repeat_bias` (default) each level has one learned offset added to the codes that keep the
-target on the path of an item already in the history (`decoding.repeats`), in training and in
-decoding alike: the model learns from training targets whether users go back to what they had.
-On Amazon data, where they never do, it stops spending top ranks on the history.
-
-With `item_head` the last `item_head_levels` levels (default 1, the de-dup level) are also scored
-by the items each code leads to: decoder state . (mean embedding of the items below the code) +
-log-sum-exp of their biases, added to the code's logit. On the de-dup level that is the one item's
-own embedding and bias. A de-dup code is an arbitrary index within the items sharing a tuple, so
-the T5's code embedding for it means nothing across tuples. On Beauty 19% of test targets sit in
-such shared tuples, and (24-epoch run, 3,000 test users) the model ranked the right tuple first for
-6.3% of them but the right item first for 2.6% (`benchmarks/diagnostics/tiger_dedup.py`). The
-embedding is the encoder's item-id table under `item_sum_id` (tied, as SASRec ties input and
-output), its own table otherwise.
+Decoding does not call `generate`: the cross-attention keys/values are computed once per user (not
+once per beam), the beams of a user attend to them as one longer query block, and the search
+itself is the batched gather + mask of `decoding.beam_search`.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,17 +41,17 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
-from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
-from genrec_bench.config import TrainConfig, _check
+from genrec_bench.api import FitReport, Ranked
+from genrec_bench.config import TrainConfig, check_key
 from genrec_bench.data.examples import NextItemWindows
 from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.beam_search import constrained_beam_search
 from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_codes
 from genrec_bench.decoding.trie import PrefixTrie, build_trie
 from genrec_bench.errors import GenrecError
-from genrec_bench.items.id_tables import read_sid_table
-from genrec_bench.items.semantic_ids import METHODS, SemanticIds, TokenizerConfig, build_semantic_ids, format_health
-from genrec_bench.runtime import resolve_device
+from genrec_bench.items.semantic_ids import format_health
+from genrec_bench.items.tokenizer import ItemTokens, SemanticIdKeys
+from genrec_bench.nn.backend import NeuralBackend
 
 PAD_TOKEN = 0  # encoder padding and decoder start token
 HISTORY_ENCODINGS = ("item_sum", "item_sum_id", "tokens")
@@ -79,8 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class TigerConfig:
-    """`[model]` keys of TIGER; size keys at 0 (dropout < 0) take the preset's value."""
+class Seq2SeqConfig(SemanticIdKeys):
+    """`[model]` keys of the semantic-ID encoder-decoder; size keys at 0 (dropout < 0) take the preset's value."""
 
     preset: str = "small"  # small | paper
     d_model: int = 0
@@ -94,47 +81,34 @@ class TigerConfig:
     #                                     | tokens (paper: L per item)
     max_history: int = 0  # history items fed to the encoder; 0 = data.max_history
     beam_width: int = 20  # decoding beam = max(k, beam_width)
-    sid_method: str = "rkmeans"  # rkmeans | rqvae | letter
-    sid_features: str = "auto"
-    sid_levels: int = 3
-    sid_codebook: int = 256
-    sid_seed: int = 0
-    sid_file: str = ""  # semantic-ID table file (`genrec-bench tokenize`) instead of building one; the sid_* keys
-    #                     above are then unused
     repeat_bias: bool = True  # learned per-level offset for codes leading back to a history item
     constrained_softmax: bool = True  # softmax over the trie's valid children (paper: whole vocabulary)
     item_head: bool = False  # score the last levels by item embeddings (needs constrained_softmax)
     item_head_levels: int = 1  # how many final levels item_head scores: 1 = the de-dup level only
 
     def __post_init__(self) -> None:
-        _check(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
+        super().__post_init__()
+        check_key(self.preset in PRESETS, "model.preset", f"one of {', '.join(PRESETS)}", self.preset)
         for key in ("d_model", "encoder_layers", "decoder_layers", "heads", "d_kv", "d_ff", "max_history"):
-            _check(getattr(self, key) >= 0, f"model.{key}", "an integer >= 0 (0 = preset/default)",
-                   getattr(self, key))
-        _check(self.dropout < 1, "model.dropout", "a number in [0, 1) (negative = preset)", self.dropout)
-        _check(self.history_encoding in HISTORY_ENCODINGS, "model.history_encoding",
-               f"one of {', '.join(HISTORY_ENCODINGS)}", self.history_encoding)
-        _check(self.beam_width >= 1, "model.beam_width", "an integer >= 1", self.beam_width)
-        _check(self.sid_method in METHODS, "model.sid_method", f"one of {', '.join(METHODS)}", self.sid_method)
-        _check(self.sid_levels >= 1, "model.sid_levels", "an integer >= 1", self.sid_levels)
-        _check(self.sid_codebook >= 2, "model.sid_codebook", "an integer >= 2", self.sid_codebook)
-        _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
-        _check(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
-               self.constrained_softmax)
-        _check(isinstance(self.item_head, bool), "model.item_head", "true or false", self.item_head)
-        _check(self.constrained_softmax or not self.item_head, "model.item_head",
-               "false when model.constrained_softmax is false (it scores the trie's children)", self.item_head)
-        _check(self.item_head_levels >= 1, "model.item_head_levels", "an integer >= 1", self.item_head_levels)
+            check_key(getattr(self, key) >= 0, f"model.{key}", "an integer >= 0 (0 = preset/default)",
+                      getattr(self, key))
+        check_key(self.dropout < 1, "model.dropout", "a number in [0, 1) (negative = preset)", self.dropout)
+        check_key(self.history_encoding in HISTORY_ENCODINGS, "model.history_encoding",
+                  f"one of {', '.join(HISTORY_ENCODINGS)}", self.history_encoding)
+        check_key(self.beam_width >= 1, "model.beam_width", "an integer >= 1", self.beam_width)
+        check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
+        check_key(isinstance(self.constrained_softmax, bool), "model.constrained_softmax", "true or false",
+                  self.constrained_softmax)
+        check_key(isinstance(self.item_head, bool), "model.item_head", "true or false", self.item_head)
+        check_key(self.constrained_softmax or not self.item_head, "model.item_head",
+                  "false when model.constrained_softmax is false (it scores the trie's children)", self.item_head)
+        check_key(self.item_head_levels >= 1, "model.item_head_levels", "an integer >= 1", self.item_head_levels)
 
     def size(self, key: str) -> Any:
         """The explicit value of a size key, else the preset's."""
         value = getattr(self, key)
         unset = value < 0 if key == "dropout" else value == 0
         return PRESETS[self.preset][key] if unset else value
-
-    def tokenizer(self) -> TokenizerConfig:
-        return TokenizerConfig(method=self.sid_method, features=self.sid_features, levels=self.sid_levels,
-                               codebook_size=self.sid_codebook, seed=self.sid_seed)
 
     def t5_config(self, vocab_size: int) -> T5Config:
         return T5Config(
@@ -150,10 +124,10 @@ def level_offsets(sizes: tuple[int, ...]) -> torch.Tensor:
     return torch.tensor([1, *np.cumsum(sizes)[:-1] + 1], dtype=torch.long)
 
 
-class TigerNet(nn.Module):
+class Seq2SeqNet(nn.Module):
     """The T5 plus the item -> token table, so one state_dict holds everything `load` needs."""
 
-    def __init__(self, cfg: TigerConfig, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie | None = None):
+    def __init__(self, cfg: Seq2SeqConfig, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie | None = None):
         super().__init__()
         self.sizes = tuple(int(s) for s in sizes)
         self.history_encoding = cfg.history_encoding
@@ -296,7 +270,7 @@ class FastDecoder:
     new token. `tests/test_tiger.py` checks it against the T5 forward and against `generate`.
     """
 
-    def __init__(self, net: TigerNet, enc_bsd: torch.Tensor, mask_bs: torch.Tensor,
+    def __init__(self, net: Seq2SeqNet, enc_bsd: torch.Tensor, mask_bs: torch.Tensor,
                  hist_codes_bhl: torch.Tensor | None = None, trie: PrefixTrie | None = None):
         if net.constrained and trie is None:
             raise ValueError("a constrained_softmax model decodes with its trie")
@@ -405,7 +379,7 @@ class FastDecoder:
 class TrainingPrefixes(NextItemWindows):
     """The `training.Trainable` view of TIGER: next-item windows, teacher-forced cross-entropy."""
 
-    def __init__(self, net: TigerNet, data: SplitData, max_history: int):
+    def __init__(self, net: Seq2SeqNet, data: SplitData, max_history: int):
         super().__init__(data, max_history)
         self.module = net
 
@@ -413,62 +387,66 @@ class TrainingPrefixes(NextItemWindows):
         return module(*batch)
 
 
-class Tiger:
-    name: ClassVar[str] = "tiger"
-    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width",)
-    Config = TigerConfig
+class Seq2SeqBackend(NeuralBackend):
+    """Fit, decode, save and load of a `Seq2SeqNet`: TIGER's architecture, which LIGER builds on.
 
-    def __init__(self, cfg: TigerConfig | None = None):
-        self.cfg = cfg or TigerConfig()
-        self.net_: TigerNet | None = None
+    A model sets `name` and `Config` and may override `make_net` (its network), `rank_decoder`
+    (how the decoder's beams become a list), `fit_facts` and `departures`.
+    """
+
+    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width",)
+    # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
+    legacy_config: ClassVar[dict[str, Any]] = {"repeat_bias": False, "constrained_softmax": False}
+
+    def __init__(self, cfg: Seq2SeqConfig | None = None):
+        super().__init__(cfg)
         self.trie_: PrefixTrie | None = None
         self.codes_: torch.Tensor | None = None
         self.max_history_: int = self.cfg.max_history
-        self.device_ = torch.device("cpu")
         self.source_ = ""
 
-    def _build(self, codes: torch.Tensor, sizes: tuple[int, ...], device: torch.device,
-               saved: dict[str, torch.Tensor] | None = None) -> None:
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "heads": 2, "d_kv": 16, "d_ff": 64,
+                "sid_codebook": 4, "sid_levels": 2, "history_encoding": "item_sum_id"}
+
+    def item_tokens(self, data: SplitData) -> ItemTokens:
+        return ItemTokens(ids=self.cfg.semantic_ids(data))
+
+    def build(self, codes: torch.Tensor, sizes: tuple[int, ...], saved: dict[str, torch.Tensor] | None = None) -> None:
+        """The network and trie for item codes [N, L] with level sizes `sizes`, on `device_`."""
         self.codes_ = codes.long().cpu()
         trie = build_trie(self.codes_, sizes)
-        self.net_ = self._make_net(self.codes_, sizes, trie, saved).to(device)
-        self.trie_ = trie.to(device)
-        self.device_ = device
+        self.module_ = self.make_net(self.codes_, sizes, trie, saved).to(self.device_)
+        self.trie_ = trie.to(self.device_)
 
-    def _make_net(self, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie,
-                  saved: dict[str, torch.Tensor] | None) -> TigerNet:
-        """The network `_build` wraps. `saved` is the state dict `load` restores next (None in `fit`), for
-        a subclass whose buffers are sized by data that `load` does not have."""
-        return TigerNet(self.cfg, codes, sizes, trie)
-
-    def semantic_ids(self, data: SplitData) -> SemanticIds:
-        """The item ids a fit on `data` uses: read from `sid_file`, else built from the sid_* keys."""
-        if self.cfg.sid_file:
-            return read_sid_table(self.cfg.sid_file, data)
-        return build_semantic_ids(data, self.cfg.tokenizer())
+    def make_net(self, codes: torch.Tensor, sizes: tuple[int, ...], trie: PrefixTrie,
+                 saved: dict[str, torch.Tensor] | None) -> Seq2SeqNet:
+        """The network `build` wraps. `saved` is the state dict `load` restores next (None in `fit`), for
+        a model whose buffers are sized by data that `load` does not have."""
+        return Seq2SeqNet(self.cfg, codes, sizes, trie)
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        from genrec_bench.evaluate import validation_ndcg
-        from genrec_bench.training import train
-
         start = time.perf_counter()
-        ids = self.semantic_ids(data)
+        self.prepare(data)
+        ids = self.cfg.semantic_ids(data)
         print(format_health(ids), file=sys.stderr)
         if ids.codes.shape[0] != data.n_items:
             raise GenrecError(f"semantic ids cover {ids.codes.shape[0]} items but the split has {data.n_items}")
         self.source_ = ids.source
         self.max_history_ = self.cfg.max_history or data.config.max_history
-        self._build(ids.codes, ids.sizes, resolve_device(cfg.device))
-        trainable = TrainingPrefixes(self.net_, data, self.max_history_)
+        self.use_device(cfg.device)
+        self.build(ids.codes, ids.sizes)
+        net = self.fitted()
+        trainable = TrainingPrefixes(net, data, self.max_history_)
         sid_seconds = time.perf_counter() - start
-        report = train(trainable, cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg), workdir, label=self.name)
+        report = self.train_module(trainable, data, cfg, workdir)
         report.extra.update({
             "history_encoding": self.cfg.history_encoding,
-            "departures_from_paper": self._departures(),
+            "departures_from_paper": self.departures(),
             "preset": self.cfg.preset,
             "model_sizes": {k: self.cfg.size(k) for k in PRESETS["paper"]},
-            "parameters": sum(p.numel() for p in self.net_.parameters()),
+            "parameters": sum(p.numel() for p in net.parameters()),
             "semantic_ids": ids.source,
             "sid_sizes": list(ids.sizes),
             "sid_health": ids.health,
@@ -477,13 +455,21 @@ class Tiger:
             "train_examples": trainable.num_examples(),
             "max_history": self.max_history_,
             "beam_width": self.cfg.beam_width,
+            **self.fit_facts(data),
         })
-        if self.net_.repeat is not None:
-            report.extra["repeat_bias"] = [round(REPEAT_SCALE * v, 3) for v in self.net_.repeat.tolist()]
+        if net.repeat is not None:
+            report.extra["repeat_bias"] = [round(REPEAT_SCALE * v, 3) for v in net.repeat.tolist()]
         return report
 
-    def _departures(self) -> list[str]:
-        """Every way this run differs from the paper's setting, for the run record."""
+    def prepare(self, data: SplitData) -> None:
+        """What a model reads from the data before its network is built (nothing here)."""
+
+    def fit_facts(self, data: SplitData) -> dict[str, Any]:
+        """What a model adds to its run record's `extra`."""
+        return {}
+
+    def departures(self) -> list[str]:
+        """Every way this run differs from TIGER's published setting, for the run record."""
         out = []
         if self.cfg.history_encoding != "tokens":
             out.append(f"history_encoding={self.cfg.history_encoding} (paper: tokens, L positions per item"
@@ -509,18 +495,10 @@ class Tiger:
         return out
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        if self.net_ is None or self.trie_ is None:
-            raise GenrecError(f"{self.name} model is not fitted")
-        net, was_training = self.net_, self.net_.training
-        net.eval()
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
-                    else nullcontext())
-        with torch.inference_mode(), autocast:
-            ranked = self.rank(self.decoder_for(histories), len(histories), k)
-        net.train(was_training)
-        return ranked
+        with self.inference():
+            return self.rank_decoder(self.decoder_for(histories), len(histories), k)
 
-    def rank(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
+    def rank_decoder(self, decoder: FastDecoder, b: int, k: int) -> Ranked:
         """The top-k of `b` users from their decoder (called in inference mode): trie-constrained beams."""
         out = constrained_beam_search(decoder.level_step, self.trie_, b, beam=max(k, self.cfg.beam_width), k=k)
         return Ranked(items=out.items, scores=out.scores)
@@ -528,27 +506,18 @@ class Tiger:
     def decoder_for(self, histories: torch.Tensor) -> FastDecoder:
         """The beam-search step for `histories` (encoder run once), so a caller can reshape the
         per-level log-probs (diagnostics: level weights, ensembles) and still search the same trie."""
-        if self.net_ is None or self.trie_ is None:
-            raise GenrecError("tiger model is not fitted")
-        hist = histories[:, -self.max_history_ :].to(self.device_)
-        enc_bsd, mask_bs = self.net_.encode(hist)
-        return FastDecoder(self.net_, enc_bsd, mask_bs, self.net_.history_codes(hist), self.trie_)
+        net = self.fitted()
+        hist = self.history(histories, self.max_history_)
+        enc_bsd, mask_bs = net.encode(hist)
+        return FastDecoder(net, enc_bsd, mask_bs, net.history_codes(hist), self.trie_)
 
-    def save(self, path: Path) -> None:
-        if self.net_ is None:
-            raise GenrecError("tiger model is not fitted")
-        save_backend(path, self.name, self.cfg, {"net": self.net_.state_dict(), "codes": self.codes_,
-                                                 "sizes": list(self.net_.sizes), "max_history": self.max_history_,
-                                                 "source": self.source_})
+    def state(self) -> dict[str, Any]:
+        net = self.fitted()
+        return {"net": net.state_dict(), "codes": self.codes_, "sizes": list(net.sizes),
+                "max_history": self.max_history_, "source": self.source_}
 
-    @classmethod
-    def load(cls, path: Path, device: torch.device | None = None) -> Tiger:
-        meta, state = load_backend(path)
-        # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
-        model = cls(cls.Config(**{"repeat_bias": False, "constrained_softmax": False, **meta["config"]}))
-        model._build(state["codes"], tuple(state["sizes"]), device or torch.device("cpu"), state["net"])
-        model.net_.load_state_dict(state["net"])
-        model.net_.eval()
-        model.max_history_ = int(state["max_history"])
-        model.source_ = state["source"]
-        return model
+    def restore(self, state: dict[str, Any], info: dict[str, Any]) -> None:
+        self.build(state["codes"], tuple(state["sizes"]), state["net"])
+        self.fitted().load_state_dict(state["net"])
+        self.max_history_ = int(state["max_history"])
+        self.source_ = state["source"]

@@ -1,43 +1,40 @@
-"""SASRec (Kang & McAuley, 2018): causal self-attention over the item history, next item at every step.
+"""The item-sequence Transformer that SASRec, HSTU, BERT4Rec and RPG share, its training windows,
+and `SequenceBackend`, the backend plumbing around it.
 
-Trained with full-softmax cross-entropy over the whole catalogue at every position (not the
-paper's one sampled negative with BPR): reproductions show it is the stronger and the more
-stable objective, and on CPU it costs one [T, d] x [d, N] product per batch. The item embedding
-is shared with the output layer; positions are learned and counted from the right, so the most
-recent item always has the last position, in training windows and in left-padded histories alike.
+A model over item sequences chooses its layer (`SequenceModule.make_block`), whether attention is
+causal, its input rows (`make_item_table`, `embed`), its training examples (`examples`) and how
+the last hidden state becomes a ranking (`rank_hidden`); the rest lives here once.
 
-With `repeat_bias` (default) one learned scalar is added to the score of every item already in the
-input — the repeat-or-explore choice of RepeatNet (Ren et al., 2019) reduced to its prior. Without
-it the shared embedding makes the last input item score high (the residual stream still carries
-it), and on data where users never repeat, such as Amazon Beauty, that item wastes rank 1 for most
-users; the scalar learns from the training targets alone how often repeats happen.
+Positions are learned and counted from the right, so the most recent item always has the last
+position, in training windows and in left-padded histories alike. With `repeat_bias` one learned
+scalar is added to the score of every item already in the input (RepeatNet's repeat-or-explore
+choice reduced to its prior), learned from the training targets alone.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport, Ranked, load_backend, save_backend
-from genrec_bench.config import TrainConfig, _check
-from genrec_bench.data.split import PAD, SplitData, _ranges
+from genrec_bench.api import FitReport, Ranked
+from genrec_bench.config import TrainConfig, check_key, is_int
+from genrec_bench.data.split import PAD, SplitData, concat_ranges
 from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.errors import GenrecError
+from genrec_bench.nn.backend import NeuralBackend
 from genrec_bench.ranking import topk_stable
-from genrec_bench.runtime import resolve_device
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
-    """Defaults: the CPU-sized model that reproduces the paper's Beauty numbers (see the module docstring)."""
+class SequenceConfig:
+    """`[model]` keys of an item-sequence Transformer."""
 
     hidden: int = 64
     layers: int = 2
@@ -47,23 +44,19 @@ class SASRecConfig:
     repeat_bias: bool = True  # learned score offset for items already in the input
 
     def __post_init__(self) -> None:
-        _check(_is_int(self.hidden) and self.hidden >= 1, "model.hidden", "an integer >= 1", self.hidden)
-        _check(_is_int(self.layers) and self.layers >= 1, "model.layers", "an integer >= 1", self.layers)
-        _check(_is_int(self.heads) and self.heads >= 1, "model.heads", "an integer >= 1", self.heads)
-        _check(self.hidden % self.heads == 0, "model.heads", f"a divisor of model.hidden={self.hidden}",
-               self.heads)
-        _check(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "model.dropout",
-               "a number in [0, 1)", self.dropout)
-        _check(_is_int(self.max_len) and self.max_len >= 0, "model.max_len",
-               "an integer >= 0 (0 = data.max_history)", self.max_len)
-        _check(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
+        check_key(is_int(self.hidden) and self.hidden >= 1, "model.hidden", "an integer >= 1", self.hidden)
+        check_key(is_int(self.layers) and self.layers >= 1, "model.layers", "an integer >= 1", self.layers)
+        check_key(is_int(self.heads) and self.heads >= 1, "model.heads", "an integer >= 1", self.heads)
+        check_key(self.hidden % self.heads == 0, "model.heads", f"a divisor of model.hidden={self.hidden}",
+                  self.heads)
+        check_key(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "model.dropout",
+                  "a number in [0, 1)", self.dropout)
+        check_key(is_int(self.max_len) and self.max_len >= 0, "model.max_len",
+                  "an integer >= 0 (0 = data.max_history)", self.max_len)
+        check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# --- the model -----------------------------------------------------------------------------------
+# --- the network ---------------------------------------------------------------------------------
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, dropout: float):
@@ -82,7 +75,7 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN Transformer block: the paper's layer order (normalise, attend, add; normalise, FFN, add)."""
+    """Pre-LN Transformer block (normalise, attend, add; normalise, FFN, add)."""
 
     def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
@@ -98,17 +91,17 @@ class Block(nn.Module):
         return x_bwd + self.drop(self.ffn(self.ln2(x_bwd)))
 
 
-class SASRecModule(nn.Module):
+class SequenceModule(nn.Module):
     """Items [B, W] (pad = n_items, left-padded, W <= max_len) -> hidden states [B, W, D].
 
-    The item-sequence Transformer that SASRec, HSTU and BERT4Rec share: subclasses choose the
-    layer (`make_block`), whether attention is causal, and extra input tokens after pad (a [MASK]).
+    Subclasses choose the layer (`make_block`), whether attention is causal, and extra input
+    tokens after pad (a [MASK]).
     """
 
     causal: ClassVar[bool] = True
     n_special: ClassVar[int] = 1  # input rows after the items: pad (+ [MASK] for cloze models)
 
-    def __init__(self, n_items: int, max_len: int, cfg: SASRecConfig):
+    def __init__(self, n_items: int, max_len: int, cfg: SequenceConfig):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
         self.item = self.make_item_table(n_items, cfg)
@@ -117,13 +110,13 @@ class SASRecModule(nn.Module):
         self.blocks = nn.ModuleList(self.make_block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
         self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
-    def make_item_table(self, n_items: int, cfg: SASRecConfig) -> nn.Embedding:
+    def make_item_table(self, n_items: int, cfg: SequenceConfig) -> nn.Embedding:
         """The input (and output) embedding: one row per item, then the special tokens."""
         return nn.Embedding(n_items + self.n_special, cfg.hidden, padding_idx=n_items)  # row n_items = pad
 
-    def make_block(self, cfg: SASRecConfig) -> nn.Module:
+    def make_block(self, cfg: SequenceConfig) -> nn.Module:
         return Block(cfg.hidden, cfg.heads, cfg.dropout)
 
     def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
@@ -169,7 +162,8 @@ def prefix_items(items_bw: torch.Tensor, pad: int) -> torch.Tensor:
     return torch.where(causal_ww, items_bw[:, None, :], pad)
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """Normal(0, 0.02) weights, zero biases and a zero padding row."""
     if isinstance(module, nn.Linear | nn.Embedding):
         nn.init.normal_(module.weight, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
@@ -190,7 +184,7 @@ def training_windows(flat: np.ndarray, offsets: np.ndarray, max_len: int) -> np.
     lengths = np.diff(offsets)
     per_user = np.where(lengths >= 2, (lengths - 2) // max_len + 1, 0)  # ceil((n - 1) / max_len)
     user = np.repeat(np.arange(len(lengths)), per_user)
-    last = offsets[user] + lengths[user] - 1 - _ranges(per_user) * max_len  # index of the window's last item
+    last = offsets[user] + lengths[user] - 1 - concat_ranges(per_user) * max_len  # index of the window's last item
     first = np.maximum(offsets[user], last - max_len)
     idx = last[:, None] - max_len + np.arange(max_len + 1)[None, :]
     return np.where(idx >= first[:, None], flat[np.clip(idx, 0, None)], PAD).astype(np.int64)
@@ -203,10 +197,11 @@ def trim_left(items_bw: torch.Tensor, pad: int) -> torch.Tensor:
     return items_bw[:, start:]
 
 
-class _Windows:
-    """The `training.Trainable` view of SASRec: windows addressable by index, full-softmax loss."""
+class Windows:
+    """The `training.Trainable` view of a sequence model: windows addressable by index, next-item
+    full-softmax cross-entropy at every real position."""
 
-    def __init__(self, module: SASRecModule, windows: torch.Tensor):
+    def __init__(self, module: SequenceModule, windows: torch.Tensor):
         self.module = module
         self.windows = windows  # [n, max_len + 1], pad = n_items
 
@@ -229,89 +224,74 @@ class _Windows:
 
 # --- the backend ---------------------------------------------------------------------------------
 
-class SASRec:
-    name: ClassVar[str] = "sasrec"
-    decode_keys: ClassVar[tuple[str, ...]] = ()
-    Config = SASRecConfig
-    Module: ClassVar[type[SASRecModule]] = SASRecModule
+class SequenceBackend(NeuralBackend):
+    """Fit, recommend, save and load of a `SequenceModule`; subclasses set `Module` and may override
+    `build_module`, `window_length`, `examples`, `inputs` and `rank_hidden`."""
 
-    def __init__(self, cfg: SASRecConfig | None = None):
-        self.cfg = cfg or self.Config()
-        self.module_: SASRecModule | None = None
-        self.device_ = torch.device("cpu")
+    Module: ClassVar[type[SequenceModule]] = SequenceModule
+    # Runs saved before `repeat_bias` existed have no offset parameter.
+    legacy_config: ClassVar[dict[str, Any]] = {"repeat_bias": False}
+    loss_name: ClassVar[str] = "full_softmax_ce"
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"hidden": 16, "layers": 1}
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        from genrec_bench.evaluate import validation_ndcg
-        from genrec_bench.training import train
-
         max_len = self.cfg.max_len or data.config.max_history
-        self.device_ = resolve_device(cfg.device)
+        self.use_device(cfg.device)
         self.module_ = self.build_module(data, max_len)
         flat, offsets = data.train_sequences()
         windows = torch.from_numpy(training_windows(flat, offsets, self.window_length(max_len)))
         windows[windows == PAD] = data.n_items
         if len(windows) == 0:
             raise GenrecError(f"dataset '{data.name}' has no training sequence of two or more items; "
-                              "SASRec needs at least one next-item pair")
-        report = train(self.examples(windows), cfg, self.device_,
-                       lambda: validation_ndcg(self, data, cfg), workdir, label=self.name)
+                              f"{self.name} needs at least one next-item pair")
+        report = self.train_module(self.examples(windows, cfg), data, cfg, workdir)
         report.extra.update({"max_len": max_len, "windows": len(windows),
                              "train_targets": int((windows[:, :-1] != data.n_items).sum()),
-                             "loss": "full_softmax_ce", "norm": "pre_ln"})
+                             "loss": self.loss_name, "norm": "pre_ln", **self.fit_facts()})
         if (offsets := self.module_.repeat_offsets()) is not None:
             report.extra["repeat_bias"] = offsets
         return report
 
-    def build_module(self, data: SplitData, max_len: int) -> SASRecModule:
-        """The untrained sequence model for `data` (a tokenising subclass derives its item codes here)."""
+    def fit_facts(self) -> dict[str, Any]:
+        """What a model adds to its run record's `extra` (attention kind, departures, ...)."""
+        return {}
+
+    def build_module(self, data: SplitData, max_len: int) -> SequenceModule:
+        """The untrained sequence model for `data` (a tokenising model derives its item codes here)."""
         return self.Module(data.n_items, max_len, self.cfg)
 
     def window_length(self, max_len: int) -> int:
         """Training windows hold this many inputs (plus the next item): next-item models see max_len."""
         return max_len
 
-    def examples(self, windows: torch.Tensor) -> _Windows:
-        return _Windows(self.module_, windows)
+    def examples(self, windows: torch.Tensor, cfg: TrainConfig) -> Windows:
+        return Windows(self.fitted(), windows)
 
     def inputs(self, histories: torch.Tensor) -> torch.Tensor:
         """Left-padded histories [B, H] (-1 = none) -> the model's input items [B, W], pad = n_items."""
-        module = self._fitted()
-        items_bw = histories[:, -module.max_len :].to(self.device_)
+        module = self.fitted()
+        items_bw = self.history(histories, module.max_len)
         return torch.where(items_bw < 0, module.n_items, items_bw)
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
-        module = self._fitted()
-        items_bw = trim_left(self.inputs(histories), module.n_items)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device_.type == "cuda"
-                    else nullcontext())
-        with torch.inference_mode(), autocast:
-            module.eval()
-            return self.rank(module(items_bw)[:, -1], items_bw, k)
+        items_bw = trim_left(self.inputs(histories), self.fitted().n_items)
+        with self.inference() as module:
+            return self.rank_hidden(module(items_bw)[:, -1], items_bw, k)
 
-    def rank(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
+    def rank_hidden(self, hidden_bd: torch.Tensor, items_bw: torch.Tensor, k: int) -> Ranked:
         """The top-k from the last position's hidden states and the model's inputs (in inference mode):
         the catalogue scored by the shared item embedding."""
-        module = self._fitted()
+        module = self.fitted()
         seen = items_bw.masked_fill(items_bw > module.n_items, module.n_items)  # [MASK] is not an item
         return topk_stable(module.logits(hidden_bd, seen).float(), k)
 
-    def save(self, path: Path) -> None:
-        module = self._fitted()
-        save_backend(path, self.name, self.cfg,
-                     {"module": module.state_dict(), "n_items": module.n_items, "max_len": module.max_len})
+    def state(self) -> dict[str, Any]:
+        module = self.fitted()
+        return {"module": module.state_dict(), "n_items": module.n_items, "max_len": module.max_len}
 
-    @classmethod
-    def load(cls, path: Path, device: torch.device | None = None) -> SASRec:
-        meta, state = load_backend(path)
-        # Runs saved before `repeat_bias` existed have no offset parameter.
-        model = cls(cls.Config(**{"repeat_bias": False, **meta["config"]}))
-        model.module_ = cls.Module(state["n_items"], state["max_len"], model.cfg)
-        model.module_.load_state_dict(state["module"])
-        model.device_ = device or torch.device("cpu")
-        model.module_.to(model.device_).eval()
-        return model
-
-    def _fitted(self) -> SASRecModule:
-        if self.module_ is None:
-            raise GenrecError(f"{self.name} model is not fitted; call fit() or load() first")
-        return self.module_
+    def restore(self, state: dict[str, Any], info: dict[str, Any]) -> None:
+        self.module_ = self.Module(state["n_items"], state["max_len"], self.cfg)
+        self.module_.load_state_dict(state["module"])

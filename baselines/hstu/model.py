@@ -1,5 +1,5 @@
-"""HSTU (Zhai et al., "Actions Speak Louder than Words", ICML 2024): SASRec's item-sequence model
-with the Hierarchical Sequential Transduction Unit in place of softmax attention.
+"""HSTU (Zhai et al., "Actions Speak Louder than Words", ICML 2024): the shared item-sequence model
+(`genrec_bench.nn.sequence`) with the Hierarchical Sequential Transduction Unit in place of softmax attention.
 
 Each layer: U, V, Q, K = SiLU(W x) from the normalised input; pointwise aggregated attention
 A = SiLU(QK^T + rab) / n (no softmax: weights need not sum to one, so the intensity of a user's
@@ -7,7 +7,8 @@ engagement survives), causal over real items; output x + W_o(LayerNorm(A V) * U)
 learned bias per head and relative distance. n is the model's fixed length `max_len`, so a
 history's weights do not depend on how much padding its batch carried.
 
-Training, loss and ranking are SASRec's: full-softmax cross-entropy over the catalogue at every
+Training, loss and ranking are the shared sequence model's: full-softmax cross-entropy over the
+catalogue at every
 position, the shared item embedding as output layer, the learned repeat offset.
 
 Departure (recorded as `time_bias: false`): the paper also adds a bias bucketed by the time gap
@@ -17,22 +18,18 @@ between two actions; splits here hand models item order only, so it is left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrec_bench.backends.base import FitReport
-from genrec_bench.baselines.sasrec import SASRec, SASRecConfig, SASRecModule
-from genrec_bench.config import TrainConfig
-from genrec_bench.data.split import SplitData
+from genrec_bench.nn.sequence import SequenceBackend, SequenceConfig, SequenceModule
 
 
 @dataclass(frozen=True)
-class HSTUConfig(SASRecConfig):
-    """SASRec's keys; dropout 0.2 as in the paper's public configs for Amazon data."""
+class HSTUConfig(SequenceConfig):
+    """The sequence model's keys; dropout 0.2 as in the paper's public configs for Amazon data."""
 
     heads: int = 2
     dropout: float = 0.2
@@ -71,17 +68,15 @@ class HSTUBlock(nn.Module):
         return x_bwd + self.drop(self.out(self.attn_norm(att) * u))
 
 
-class HSTUModule(SASRecModule):
-    def make_block(self, cfg: SASRecConfig) -> nn.Module:
+class HSTUModule(SequenceModule):
+    def make_block(self, cfg: SequenceConfig) -> nn.Module:
         return HSTUBlock(cfg.hidden, cfg.heads, cfg.dropout, self.max_len)
 
 
-class HSTU(SASRec):
+class HSTU(SequenceBackend):
     name: ClassVar[str] = "hstu"
     Config = HSTUConfig
-    Module: ClassVar[type[SASRecModule]] = HSTUModule
+    Module: ClassVar[type[SequenceModule]] = HSTUModule
 
-    def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        report = super().fit(data, cfg, workdir)
-        report.extra.update({"attention": "pointwise_silu", "time_bias": False})
-        return report
+    def fit_facts(self) -> dict[str, Any]:
+        return {"attention": "pointwise_silu", "time_bias": False}
