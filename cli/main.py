@@ -216,8 +216,8 @@ def tokenize(
       genrec-bench tokenize -m rpg -d beauty --out codes.json   (then --set model.code_file=codes.json)
     """
     from genrec_bench.config import load_run_config
-    from genrec_bench.pipeline import DataSource
     from genrec_bench.export_tokens import tokenize as write_tables
+    from genrec_bench.pipeline import DataSource
 
     cfg = load_run_config(config, list(set_ or []))
     source = DataSource(dataset, str(data) if data else None, fmt, str(data_dir) if data_dir else None)

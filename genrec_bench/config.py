@@ -128,8 +128,32 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def current_names(cls: type, values: dict[str, Any], section: str = "model", source: str = "config"
+                  ) -> dict[str, Any]:
+    """`values` with a config's earlier key names and values replaced by today's.
+
+    A config class may declare `renamed_keys` (old key -> new key) and `renamed_values` ({key: {old
+    value: new value}}), so configs, suites and records written with an earlier name keep working
+    while the code and docs use one name per idea. Giving both names of one key is an error.
+    """
+    keys: dict[str, str] = getattr(cls, "renamed_keys", {})
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        new = keys.get(key, key)
+        if new in out or (new != key and new in values):
+            raise GenrecError(f"config keys '{section}.{key}' and '{section}.{new}' name the same setting "
+                              f"('{key}' is its earlier name); keep '{new}'", path=source)
+        out[new] = value
+    for key, mapping in getattr(cls, "renamed_values", {}).items():
+        if isinstance(out.get(key), str):
+            out[key] = mapping.get(out[key], out[key])
+    return out
+
+
 def from_dict(cls: type[T], values: dict[str, Any], section: str, source: str = "config") -> T:
-    """Build dataclass `cls` from a plain dict, rejecting unknown keys and wrong types."""
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys and wrong types (earlier key
+    names are read as today's, see `current_names`)."""
+    values = current_names(cls, values, section, source)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}

@@ -25,8 +25,9 @@ def parse_decode(texts: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 def check_decode_keys(cls: type, keys: Any, where: str = "", path: str | None = None) -> None:
     """Every key must be one of backend class `cls`'s `decode_keys`; checked before any data is loaded."""
+    renamed = getattr(getattr(cls, "Config", None), "renamed_keys", {})
     for key in keys:
-        if key not in cls.decode_keys:
+        if renamed.get(key, key) not in cls.decode_keys:
             options = ", ".join(cls.decode_keys)
             raise GenrecError(f"{where}'{key}' is not a decoding option of {cls.name}"
                               + (did_you_mean(key, cls.decode_keys) + f"; its options: {options}" if options

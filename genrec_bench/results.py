@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from genrec_bench.config import RunConfig, with_legacy_values
+from genrec_bench.config import RunConfig, current_names, with_legacy_values
 from genrec_bench.errors import GenrecError, did_you_mean
+from genrec_bench.models.registry import backend_class
 from genrec_bench.runtime import atomic_write_bytes, json_default
 
 SCHEMA_VERSION = 1
@@ -262,11 +263,25 @@ def run_key(model: str, label: str, dataset: str, split: str, fingerprint: str, 
 
     Keys of the `data`/`train`/`eval` sections at their default value are left out, so adding a
     config field with a default keeps matching the records (and runs) made before it existed.
-    `model` is kept as given: the backend, not `RunConfig`, owns its defaults.
+    `model` is kept as given (the backend, not `RunConfig`, owns its defaults) but under today's key
+    names, so a suite and a record that use a key's earlier name are the same work.
     """
-    ident = [model, label or model, dataset, split, fingerprint, int(seed), _without_defaults(config)]
+    ident = [model, label or model, dataset, split, fingerprint, int(seed),
+             _without_defaults(_current_model_names(model, config))]
     canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _current_model_names(model: str, config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with its `[model]` keys renamed as the backend's Config declares (unchanged when the
+    backend cannot be resolved here, e.g. a plugin that is not installed)."""
+    if not config.get("model"):
+        return config
+    try:
+        cls = backend_class(model)
+    except GenrecError:
+        return config
+    return config | {"model": current_names(cls.Config, config["model"])}
 
 
 def _plain(obj: Any) -> Any:

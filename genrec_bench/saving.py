@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from genrec_bench.config import current_names
 from genrec_bench.runtime import atomic_torch_save, atomic_write_json
 
 
@@ -30,10 +31,7 @@ def load_backend(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return meta, torch.load(path / "state.pt", map_location="cpu", weights_only=True)
 
 
-def stored_config(config_cls: type, stored: dict[str, Any], legacy: dict[str, Any],
-                  renamed: dict[str, str] | None = None) -> Any:
+def stored_config(config_cls: type, stored: dict[str, Any], legacy: dict[str, Any]) -> Any:
     """`config_cls` from a saved config: keys it lacks take their `legacy` values (what runs saved
-    before those keys existed were trained with), and keys in `renamed` (old -> new) are read
-    under their new names."""
-    values = {(renamed or {}).get(key, key): value for key, value in stored.items()}
-    return config_cls(**(legacy | values))
+    before those keys existed were trained with), and earlier key names are read as today's."""
+    return config_cls(**(legacy | current_names(config_cls, stored, "model", "backend.json")))

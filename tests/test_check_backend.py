@@ -17,6 +17,7 @@ from genrec_bench.data.split import SplitData
 from genrec_bench.models.registry import REGISTRY, backend_class
 from genrec_bench.testing import ContractViolation, check_backend
 
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_built_in_backend_honours_the_contract(name):
     cls = backend_class(name)

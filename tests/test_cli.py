@@ -157,7 +157,7 @@ GENERATIVE = [
                "model.history_encoding=item_sum_id"]),
     ("mindrec", ["model.d_model=32", "model.layers=1", "model.heads=2", "model.d_ff=64", "model.sid_codebook=4",
                  "model.sid_levels=2", "model.tree_source=kmeans", "model.tree_branching=2",
-                 "model.history_repr=id_codes"]),
+                 "model.history_encoding=item_sum_id"]),
 ]
 
 

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from genrec_bench.config import RunConfig, load_run_config, run_config_from_dict, with_legacy_values
+from genrec_bench.baselines.sasrec import SASRecConfig
+from genrec_bench.config import RunConfig, from_dict, load_run_config, run_config_from_dict, with_legacy_values
 from genrec_bench.errors import GenrecError
+from genrec_bench.models.mindrec import MindRecConfig
+from genrec_bench.results import run_key
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -45,3 +48,19 @@ def test_stored_config_without_a_newer_field_reads_with_the_value_it_ran_with():
     assert run_config_from_dict(with_legacy_values(RunConfig().to_dict())).train.valid_sample == "random"
     with pytest.raises(GenrecError, match="train.valid_sample"):
         run_config_from_dict({"train": {"valid_sample": "last"}})
+
+
+def test_earlier_key_names_are_read_as_todays_and_both_at_once_is_an_error() -> None:
+    assert from_dict(SASRecConfig, {"max_len": 7}, "model").max_history == 7
+    cfg = from_dict(MindRecConfig, {"history_repr": "id_codes"}, "model")
+    assert cfg.history_encoding == "item_sum_id"
+    with pytest.raises(GenrecError, match="name the same setting"):
+        from_dict(SASRecConfig, {"max_len": 7, "max_history": 7}, "model")
+
+
+def test_a_record_written_with_an_earlier_key_name_is_the_same_work() -> None:
+    def key(model_cfg: dict) -> str:
+        return run_key("mindrec", "mindrec", "beauty", "test", "fp", 0, {"model": model_cfg})
+
+    assert key({"history_repr": "id_codes"}) == key({"history_encoding": "item_sum_id"})
+    assert key({"history_repr": "codes"}) != key({"history_encoding": "item_sum_id"})

@@ -62,7 +62,7 @@ def test_cloze_mask_hides_only_real_items_and_at_least_one_per_row() -> None:
 
 def test_cloze_loss_is_cross_entropy_on_the_hidden_items_only() -> None:
     torch.manual_seed(0)
-    cfg = BERT4RecConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_len=5, mask_prob=0.5)
+    cfg = BERT4RecConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_history=5, mask_prob=0.5)
     module = BERT4RecModule(n_items=7, max_len=5, cfg=cfg).eval()
     batch = torch.tensor([[7, 1, 2, 3, 4], [0, 6, 5, 4, 3]])
     loss = ClozeWindows(module, batch, 0.5, seed=3).loss(module, batch)
@@ -74,7 +74,7 @@ def test_cloze_loss_is_cross_entropy_on_the_hidden_items_only() -> None:
 
 
 def test_bert4rec_predicts_at_a_mask_after_the_most_recent_items() -> None:
-    model = BERT4Rec(BERT4RecConfig(hidden=8, layers=1, max_len=4))
+    model = BERT4Rec(BERT4RecConfig(hidden=8, layers=1, max_history=4))
     model.module_ = BERT4RecModule(n_items=10, max_len=4, cfg=model.cfg)
     hist = torch.tensor([[-1, -1, 2, 3, 4, 5], [-1, -1, -1, -1, -1, 7]])
     assert model.inputs(hist).tolist() == [[3, 4, 5, 11], [10, 10, 7, 11]]  # pad 10, [MASK] 11

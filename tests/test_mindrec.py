@@ -32,7 +32,7 @@ def test_fit_recommend_save_load_round_trip(tmp_path: Path, tree_source: str, or
     report = model.fit(data, TRAIN)
     assert report.extra["tree_depth"] == (0 if tree_source == "none" else 2)
     assert report.extra["tree_source"] == ("none" if tree_source == "none" else "kmeans")
-    assert report.extra["history_repr"] == "codes" and report.best_valid is not None
+    assert report.extra["history_encoding"] == "item_sum" and report.best_valid is not None
     assert report.extra["repeat_bias"][-1] < 0  # walks never revisit an item: the last token learns to avoid it
     hist, _ = data.to_tensors("test")
     out = model.recommend(hist, 7)
@@ -66,8 +66,8 @@ def test_network_scores_only_each_positions_vocabulary() -> None:
     torch.manual_seed(0)
     sizes = (2, 3, 5)
     paths = torch.tensor([[0, 1, 4], [1, 2, 0], [1, 0, 3], [0, 0, 1]])
-    for repr_ in ("codes", "id_codes"):
-        net = MindRecNet(MindRecConfig(**{**TINY, "history_repr": repr_}), paths, sizes, max_history=4).eval()
+    for repr_ in ("item_sum", "item_sum_id"):
+        net = MindRecNet(MindRecConfig(**{**TINY, "history_encoding": repr_}), paths, sizes, max_history=4).eval()
         hist = torch.tensor([[-1, -1, 0, 1], [3, 2, 1, 0]])
         logits = net(hist, torch.tensor([[-1, -1, -1], [1, -1, 2]]))
         assert logits.shape == (2, 3, 5)
@@ -115,7 +115,7 @@ def test_config_validation_names_the_key() -> None:
     for bad, key in [({"beam_width": 0}, "model.beam_width"), ({"order": "sideways"}, "model.order"),
                      ({"eps": 0.0}, "model.eps"), ({"heads": 3}, "model.heads"),
                      ({"tree_source": "magic"}, "model.tree_source"), ({"tokens_per_step": 0}, "model.tokens_per_step"),
-                     ({"diversity": -1.0}, "model.diversity"), ({"history_repr": "text"}, "model.history_repr"),
+                     ({"diversity": -1.0}, "model.diversity"), ({"history_encoding": "text"}, "model.history_encoding"),
                      ({"repeat_bias": 1}, "model.repeat_bias")]:
         with pytest.raises(GenrecError, match=key.replace(".", r"\.")):
             create_backend("mindrec", bad)

@@ -44,7 +44,7 @@ def test_opq_codes_name_the_key_to_lower_when_the_catalogue_is_too_small() -> No
 
 def tiny_module(n_items: int = 9, codes: int = 3, bits: int = 2, seed: int = 0) -> RPGModule:
     torch.manual_seed(seed)
-    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_len=4, codes=codes, code_bits=bits)
+    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_history=4, codes=codes, code_bits=bits)
     module = RPGModule(n_items, 4, cfg).eval()
     module.set_codes(torch.randint(0, 1 << bits, (n_items, codes), generator=torch.Generator().manual_seed(seed)))
     return module
@@ -85,7 +85,7 @@ def test_the_loss_is_the_cross_entropy_of_every_code_of_every_next_item() -> Non
 
 def test_repeat_offsets_shift_exactly_the_codes_of_history_items() -> None:
     torch.manual_seed(0)
-    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_len=4, codes=3, code_bits=2, repeat_bias=True)
+    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_history=4, codes=3, code_bits=2, repeat_bias=True)
     module = RPGModule(9, 4, cfg).eval()
     module.set_codes(torch.randint(0, 4, (9, 3), generator=torch.Generator().manual_seed(0)))
     pad = module.n_items
@@ -109,7 +109,7 @@ def test_repeat_offsets_learn_that_users_repeat() -> None:
     """Users alternate two items, so every target after the second is already in the input."""
     torch.set_num_threads(1)
     seed_everything(0)
-    model = RPG(RPGConfig(hidden=16, layers=1, heads=1, max_len=8, codes=4, code_bits=2, repeat_bias=True))
+    model = RPG(RPGConfig(hidden=16, layers=1, heads=1, max_history=8, codes=4, code_bits=2, repeat_bias=True))
     report = model.fit(alternating_split(), TrainConfig(epochs=3, batch_size=16, lr=5e-3, warmup_steps=2,
                                                         patience=0, eval_every=3, valid_users=10, device="cpu"))
     offsets = report.extra["repeat_bias"]
@@ -178,11 +178,11 @@ def test_trains_and_evaluates_through_the_cli_with_both_decoders(seq_file, tmp_p
 
 
 def test_graph_decoding_with_a_complete_graph_equals_exact_decoding() -> None:
-    model = RPG(RPGConfig(hidden=8, layers=1, max_len=4, codes=4, code_bits=2, beam_width=3, graph_edges=100))
+    model = RPG(RPGConfig(hidden=8, layers=1, max_history=4, codes=4, code_bits=2, beam_width=3, graph_edges=100))
     model.module_ = tiny_module(n_items=12, codes=4)
     hist = torch.tensor([[-1, 3, 5, 7], [1, 2, 3, 4], [-1, -1, -1, 9]])
     graph = model.recommend(hist, 3)
-    model.cfg = RPGConfig(hidden=8, layers=1, max_len=4, codes=4, code_bits=2, decode="exact")
+    model.cfg = RPGConfig(hidden=8, layers=1, max_history=4, codes=4, code_bits=2, decode="exact")
     exact = model.recommend(hist, 3)
     assert graph.items.tolist() == exact.items.tolist()
     torch.testing.assert_close(graph.scores, exact.scores)

@@ -19,7 +19,7 @@ from genrec_bench.nn.sequence import SequenceModule, prefix_items, training_wind
 from genrec_bench.runtime import seed_everything
 
 N_ITEMS = 20
-TINY = SASRecConfig(hidden=32, layers=1, heads=2, dropout=0.1, max_len=8)
+TINY = SASRecConfig(hidden=32, layers=1, heads=2, dropout=0.1, max_history=8)
 
 
 def successor_split(n_users: int = 240, seed: int = 0) -> SplitData:
@@ -84,7 +84,7 @@ def test_prefix_items_hides_the_future() -> None:
 
 def test_repeat_bias_shifts_exactly_the_seen_items() -> None:
     torch.manual_seed(0)
-    module = SequenceModule(6, 4, SASRecConfig(hidden=8, heads=1, max_len=4))
+    module = SequenceModule(6, 4, SASRecConfig(hidden=8, heads=1, max_history=4))
     with torch.no_grad():
         module.repeat.fill_(-0.3)
     hidden, seen = torch.randn(2, 8), torch.tensor([[1, 4, 6, 6], [6, 6, 6, 0]])  # 6 = pad
@@ -161,7 +161,7 @@ def test_save_load_round_trip(fitted, tmp_path) -> None:
     ({"hidden": 0}, "model.hidden"),
     ({"heads": 3}, "model.heads"),
     ({"dropout": 1.0}, "model.dropout"),
-    ({"max_len": -1}, "model.max_len"),
+    ({"max_history": -1}, "model.max_history"),
     ({"layers": True}, "model.layers"),
     ({"repeat_bias": 1}, "model.repeat_bias"),
 ])

@@ -69,7 +69,7 @@ def main() -> None:
     seed_everything(args.seed)
     data = make_split(load_dataset("beauty"), DataConfig(), "beauty")
     model_cfg = SASRecConfig(hidden=args.hidden, layers=args.layers, heads=args.heads, dropout=args.dropout,
-                             max_len=args.max_len)
+                             max_history=args.max_len)
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             weight_decay=args.weight_decay, patience=args.patience, eval_every=args.eval_every,
                             valid_users=args.valid_users, seed=args.seed, device="cpu", num_threads=args.threads)

@@ -40,8 +40,10 @@ class SequenceConfig:
     layers: int = 2
     heads: int = 1
     dropout: float = 0.5
-    max_len: int = 0  # positions the model sees; 0 = the split's data.max_history
+    max_history: int = 0  # history items the model sees (its positions); 0 = the split's data.max_history
     repeat_bias: bool = True  # learned score offset for items already in the input
+
+    renamed_keys: ClassVar[dict[str, str]] = {"max_len": "max_history"}
 
     def __post_init__(self) -> None:
         check_key(is_int(self.hidden) and self.hidden >= 1, "model.hidden", "an integer >= 1", self.hidden)
@@ -51,8 +53,8 @@ class SequenceConfig:
                   self.heads)
         check_key(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "model.dropout",
                   "a number in [0, 1)", self.dropout)
-        check_key(is_int(self.max_len) and self.max_len >= 0, "model.max_len",
-                  "an integer >= 0 (0 = data.max_history)", self.max_len)
+        check_key(is_int(self.max_history) and self.max_history >= 0, "model.max_history",
+                  "an integer >= 0 (0 = data.max_history)", self.max_history)
         check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
 
 
@@ -238,7 +240,7 @@ class SequenceBackend(NeuralBackend):
         return {"hidden": 16, "layers": 1}
 
     def fit(self, data: SplitData, cfg: TrainConfig, workdir: Path | None = None) -> FitReport:
-        max_len = self.cfg.max_len or data.config.max_history
+        max_len = self.cfg.max_history or data.config.max_history
         self.use_device(cfg.device)
         self.module_ = self.build_module(data, max_len)
         flat, offsets = data.train_sequences()

@@ -13,8 +13,8 @@ per-position offsets; the output head is tied to it and restricted to the positi
 Efficiency switches (recorded in `FitReport.extra`; each has the paper's setting one flag away):
 - `cache_history`: the [history | SEP] block does not attend to the target, so decoding
   computes it once per user instead of once per beam and step (paper: fully bidirectional);
-- each history item is ONE position (`history_repr = "codes"`: the sum of its path-token
-  embeddings; `"id_codes"` adds a learned item-id embedding) instead of the paper's text prompt;
+- each history item is ONE position (`history_encoding = "item_sum"`: the sum of its path-token
+  embeddings; `"item_sum_id"` adds a learned item-id embedding, as in `tiger`) instead of the paper's text prompt;
 - `tokens_per_step > 1` commits several tokens per model call;
 - `beam_covers_k` widens the beam to k so every metric cut-off is filled (false = paper: exactly
   `beam_width` beams, shorter lists padded with -1).
@@ -66,7 +66,7 @@ from genrec_bench.items.semantic_ids import format_health
 from genrec_bench.items.tokenizer import ItemTokens, SemanticIdKeys
 from genrec_bench.nn.backend import NeuralBackend
 
-HISTORY_REPRS = ("codes", "id_codes")
+HISTORY_ENCODINGS = ("item_sum", "item_sum_id")
 # Beams x leaf-width cells one search call may hold; larger user batches are decoded in chunks.
 DECODE_CELLS = 4_000_000
 
@@ -81,7 +81,7 @@ class MindRecConfig(SemanticIdKeys):
     tree_branching: int = 16  # k-means trees only
     tree_tolerance: float = 0.05  # subsumption trees only
     tree_file: str = ""  # category-path file (`genrec-bench tokenize --tree-out`) instead of building the tree
-    history_repr: str = "codes"  # codes (sum of path-token embeddings) | id_codes (+ item-id embedding)
+    history_encoding: str = "item_sum"  # item_sum (sum of path-token embeddings) | item_sum_id (+ item-id embedding)
     cache_history: bool = True  # history block does not attend to the target (paper: fully bidirectional)
     max_history: int = 0  # 0 = data.max_history
     d_model: int = 128
@@ -100,6 +100,10 @@ class MindRecConfig(SemanticIdKeys):
     repeat_bias: bool = True  # learned per-position offset for tokens leading back to a history item
     constrained_softmax: bool = True  # softmax over tokens of catalogue-consistent items (paper: position vocab)
 
+    renamed_keys: ClassVar[dict[str, str]] = {"history_repr": "history_encoding"}
+    renamed_values: ClassVar[dict[str, dict[str, str]]] = {"history_encoding": {"codes": "item_sum",
+                                                                                "id_codes": "item_sum_id"}}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         check_key(self.tree_source in TREE_SOURCES, "model.tree_source", f"one of {', '.join(TREE_SOURCES)}",
@@ -108,8 +112,8 @@ class MindRecConfig(SemanticIdKeys):
                self.tree_depth)
         check_key(self.tree_branching >= 2, "model.tree_branching", "an integer >= 2", self.tree_branching)
         check_key(0 <= self.tree_tolerance < 1, "model.tree_tolerance", "a number in [0, 1)", self.tree_tolerance)
-        check_key(self.history_repr in HISTORY_REPRS, "model.history_repr", f"one of {', '.join(HISTORY_REPRS)}",
-               self.history_repr)
+        check_key(self.history_encoding in HISTORY_ENCODINGS, "model.history_encoding",
+                  f"one of {', '.join(HISTORY_ENCODINGS)}", self.history_encoding)
         check_key(self.max_history >= 0, "model.max_history", "an integer >= 0 (0 = data.max_history)",
                self.max_history)
         for key in ("d_model", "layers", "heads", "d_ff", "beam_width", "tokens_per_step"):
@@ -257,7 +261,7 @@ class MindRecNet(nn.Module):
         self.register_buffer("out_index", torch.where(out_valid, offsets[:, None] + torch.arange(vmax), 0),
                              persistent=False)
         self.tok = nn.Embedding(vocab + n_pos, cfg.d_model)  # last P rows: per-position [MASK]
-        self.item = nn.Embedding(n_items, cfg.d_model) if cfg.history_repr == "id_codes" else None
+        self.item = nn.Embedding(n_items, cfg.d_model) if cfg.history_encoding == "item_sum_id" else None
         self.pos = nn.Embedding(max_history + 1 + n_pos, cfg.d_model)
         self.sep = nn.Parameter(torch.zeros(cfg.d_model))
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.layers))
@@ -405,7 +409,7 @@ class MindRec(NeuralBackend):
     @classmethod
     def test_params(cls) -> dict[str, Any]:
         return {"d_model": 32, "layers": 1, "heads": 2, "d_ff": 64, "sid_codebook": 4, "sid_levels": 2,
-                "tree_source": "kmeans", "tree_branching": 2, "history_repr": "id_codes"}
+                "tree_source": "kmeans", "tree_branching": 2, "history_encoding": "item_sum_id"}
 
     def build(self, paths: torch.Tensor, sizes: tuple[int, ...], depth: int) -> None:
         """The network and path index for item paths [N, P] (the first `depth` are categories), on `device_`."""
@@ -456,7 +460,7 @@ class MindRec(NeuralBackend):
         report = self.train_module(trainable, data, cfg, workdir)
         report.extra.update({
             **self.info_,
-            "history_repr": self.cfg.history_repr,
+            "history_encoding": self.cfg.history_encoding,
             **({"repeat_bias": [round(REPEAT_SCALE * v, 3) for v in net.repeat.tolist()]}
                if net.repeat is not None else {}),
             "cache_history": self.cfg.cache_history,
