@@ -326,7 +326,7 @@ def collect_env(device: str) -> dict[str, Any]:
 
 
 # Libraries whose version can change a number: scikit-learn's k-means builds the semantic IDs
-# (measured: 11.7% vs 12.7% colliding Beauty items across two installs), polars the split.
+# (docs/performance.md measures two installs apart), polars the split.
 NUMERIC_PACKAGES = ("scikit-learn", "scipy", "polars", "transformers")
 
 

@@ -59,7 +59,7 @@ def oversubscription(threads: int, busy: int, cores: int) -> str | None:
     """Why `threads` intra-op threads are too many next to `busy` runnable ones on `cores`, or None.
 
     Each parallel region waits for its slowest thread, so one thread descheduled by another process
-    stalls them all: a 2-thread TIGER run next to a 1-thread one on 2 cores went 13x slower.
+    stalls them all (docs/performance.md, "Measurements behind implementation choices").
     """
     free = cores - busy
     if threads <= 1 or threads <= free:

@@ -38,10 +38,9 @@ def sinkhorn_labels(dist_nk: torch.Tensor, iters: int = 15, temperature: float =
 def balanced_kmeans(x: np.ndarray, k: int, seed: int, max_iter: int = 15) -> tuple[np.ndarray, np.ndarray]:
     """Labels [N] and centres [k, d] of k-means with Sinkhorn-balanced assignments (RQ-Kmeans of OneRec).
 
-    Plain k-means on residuals can collapse (one code holding most items, singletons elsewhere:
-    1.3k MovieLens title embeddings got 2.3 bits at level 1 of 3x256 and 44% collisions); balanced
-    levels stay near log2(k) bits (7.9 bits, 1.3% collisions there). Cost on Beauty 3x256 on the
-    shared 2-core CPU: ~40 s against ~15 s for plain k-means; float32 is enough for assignments.
+    Plain k-means on residuals can collapse (one code holding most items, singletons elsewhere);
+    balanced levels stay near log2(k) bits, at about three times plain k-means' cost
+    (docs/performance.md). float32 is enough for assignments.
     """
     x_nd = torch.as_tensor(x, dtype=torch.float32)
     centres, _ = kmeans_plusplus(np.asarray(x, dtype=np.float64), k, random_state=seed)
