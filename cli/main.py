@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +21,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from genrec_bench.errors import GenrecError, Interrupted
-
-if TYPE_CHECKING:
-    from genrec_bench.metrics import PairedResult
 
 app = typer.Typer(
     name="genrec-bench",
@@ -254,20 +251,19 @@ def eval_(
     checkpoint: its own row, labelled mindrec[order=left_to_right], pairable with the default)
     """
     from genrec_bench.decode_options import parse_decode
+    from genrec_bench.evaluate import short_list_warning
     from genrec_bench.pipeline import evaluate_run
-    from genrec_bench.results import RunRecord, results_dir, write_record
+    from genrec_bench.results import results_dir, store_record
+    from genrec_bench.runtime import is_main_process
 
     if split not in ("test", "valid"):
         raise GenrecError(f"--split must be test or valid, got {split!r}")
-    from genrec_bench.runtime import is_main_process
 
     record = evaluate_run(run, split, _parse_ks(k) if k else None, max_users, device, label,  # type: ignore[arg-type]
                           decode=parse_decode(decode or []))
     if not is_main_process():  # under torchrun every rank evaluated a shard; rank 0 writes and prints
         return
-    path = write_record(RunRecord(**record), results_dir(results))
-    from genrec_bench.evaluate import short_list_warning
-
+    path = store_record(record, results_dir(results))
     if warning := short_list_warning(record["short_lists"], len(record["users"])):
         print(warning, file=sys.stderr)
     if as_json:
@@ -372,13 +368,14 @@ def compare(
 
       genrec-bench compare reports/ci-results/NEW.json benchmarks/ci-baseline.json --fail-if-worse ndcg@10
     """
+    from genrec_bench.gate import gate_verdict
     from genrec_bench.report import compare_runs, different_id_tables
     from genrec_bench.results import find_record, results_dir
 
     root = results_dir(results)
     a, b = find_record(run_a, root), find_record(run_b, root)
     rows = compare_runs(a, b, tuple(a.ks))
-    gate = _gate(rows, fail_if_worse, alpha) if fail_if_worse else None
+    gate = gate_verdict(rows, fail_if_worse, alpha) if fail_if_worse else None
     mixed = different_id_tables(a.id_table, b.id_table)
     if as_json:
         _emit_json({"a": a.label, "b": b.label, "id_tables": [a.id_table, b.id_table],
@@ -399,20 +396,6 @@ def compare(
             err.print(f"[{colour}]{escape(gate['verdict'])}[/{colour}]", highlight=False)
     if gate and gate["worse"]:
         raise typer.Exit(1)
-
-
-def _gate(rows: list[PairedResult], metric: str, alpha: float) -> dict[str, Any]:
-    """The --fail-if-worse verdict: worse only when the drop is significant, so CI noise never fails a build."""
-    by_metric = {r.metric: r for r in rows}
-    if metric.lower() not in by_metric:
-        raise GenrecError(f"--fail-if-worse {metric!r} is not a metric of these runs; choose one of "
-                          f"{', '.join(by_metric)}")
-    r = by_metric[metric.lower()]
-    worse = r.diff < 0 and r.p_value < alpha
-    verdict = (f"{'FAIL' if worse else 'ok'}: {r.metric} A - B = {r.diff:+.4f}, p = {r.p_value:.3g} "
-               f"({'significantly worse' if worse else 'not significantly worse'} at alpha {alpha:g})")
-    return {"metric": r.metric, "alpha": alpha, "diff": r.diff, "p_value": r.p_value, "worse": worse,
-            "verdict": verdict}
 
 
 @app.command()

@@ -38,7 +38,7 @@ from genrec_bench.evaluate import short_list_warning
 from genrec_bench.models.registry import backend_class
 from genrec_bench.pipeline import RUN_FILE, DataSource, evaluate_run, load_split, train_run
 from genrec_bench.progress import progress_bar
-from genrec_bench.results import RunRecord, load_records, record_key, run_key, write_record
+from genrec_bench.results import load_records, record_key, run_key, store_record
 
 SUITE_KEYS = {"name", "description", "datasets", "seeds", "split", "data", "train", "eval", "runs"}
 RUN_KEYS = {"model", "label", "data", "train", "eval", "config", "decode", "on"}
@@ -221,7 +221,7 @@ def run_job(job: Job, root: Path, data_dir: str | None, threads: int) -> str:
                 train_run(job.spec.model, source_for(job.dataset, data_dir), cfg, run_dir, resume=resume)
         record = evaluate_run(run_dir, job.split, label=job.spec.label, suite=job.suite,  # type: ignore[arg-type]
                               decode=job.spec.decode)
-        write_record(RunRecord(**record), root)
+        store_record(record, root)
         if warning := short_list_warning(record.get("short_lists") or {}, len(record["users"])):
             print(f"{job.dataset}/{job.spec.label}/seed {job.seed}: {warning}", file=sys.stderr, flush=True)
         return "done"

@@ -189,6 +189,12 @@ def write_record(rec: RunRecord, root: Path) -> Path:
     return path
 
 
+def store_record(evaluation: dict[str, Any], root: Path) -> Path:
+    """Store one evaluation (the dict `pipeline.evaluate_run` returns) as a run record under `root`:
+    the one way `eval` and `bench` write records, so both validate and name them alike."""
+    return write_record(RunRecord(**evaluation), root)
+
+
 def _dumps(obj: dict[str, Any]) -> str:
     """Indented JSON for reading by eye, with the long per-user arrays kept on one line each."""
     arrays = {name: obj.pop(name) for name in ("ranks", "users")}

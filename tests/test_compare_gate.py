@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
+from genrec_bench.errors import GenrecError
+from genrec_bench.gate import gate_verdict
+from genrec_bench.metrics import PairedResult
 from genrec_bench.results import RunRecord, write_record
 
 USERS = 300
@@ -66,3 +69,15 @@ def test_gate_names_the_metrics_it_knows(tmp_path, capsys, monkeypatch) -> None:
 def test_help_names_the_exit_codes(capsys, monkeypatch) -> None:
     code, out, _ = run_cli(["compare", "--help"], capsys, monkeypatch)
     assert code == 0 and "--fail-if-worse" in out and "1 = A is significantly worse" in out and "2 = refused" in out
+
+
+def test_the_gate_verdict_is_a_pure_function_of_the_paired_rows() -> None:
+    def row(diff: float, p: float) -> PairedResult:
+        return PairedResult(metric="ndcg@10", mean_a=0.1 + diff, mean_b=0.1, diff=diff, ci_low=diff - 0.01,
+                            ci_high=diff + 0.01, p_value=p)
+
+    assert gate_verdict([row(-0.02, 0.001)], "NDCG@10", 0.05)["worse"] is True
+    assert gate_verdict([row(-0.02, 0.2)], "ndcg@10", 0.05)["worse"] is False  # a drop within noise
+    assert gate_verdict([row(+0.02, 0.001)], "ndcg@10", 0.05)["verdict"].startswith("ok:")
+    with pytest.raises(GenrecError, match="not a metric of these runs"):
+        gate_verdict([row(-0.02, 0.001)], "hit@3", 0.05)
