@@ -25,14 +25,13 @@ from genrec_bench.report.cells import best_per_model, metric_title
 from genrec_bench.report.jsonout import render_json
 from genrec_bench.report.markdown import markdown_board, render_markdown
 from genrec_bench.report.page import render_html
-from genrec_bench.report.svg import nice_ticks
 from genrec_bench.report.terminal import render_table
 
 FORMATS = ("table", "markdown", "html", "json")
 
 __all__ = ["BASELINE_MODEL", "FORMATS", "SIG_METRIC", "BoardRow", "Cell", "DatasetBoard", "Reference",
            "best_per_model", "compare_runs", "different_id_tables", "leaderboard", "load_references",
-           "markdown_board", "metric_title", "nice_ticks", "render"]
+           "markdown_board", "metric_title", "render"]
 
 
 def render(boards: list[DatasetBoard], fmt: str) -> str | RenderableType:

@@ -6,7 +6,7 @@ import html
 
 from genrec_bench.report.board import LEGEND, BoardRow, DatasetBoard
 from genrec_bench.report.cells import best_per_model, fmt_cell, fmt_p, header, metric_title, ref_columns, row_head
-from genrec_bench.report.svg import PALETTE, Series, svg_chart
+from genrec_bench.report.charts import PALETTE, Series, svg_chart
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
