@@ -237,6 +237,7 @@ class _Dom(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.ids: set[str] = set()
+        self.duplicate_ids: set[str] = set()
         self.run_rows: list[str] = []
         self.ref_rows = 0
         self.svgs: list[str] = []
@@ -245,13 +246,15 @@ class _Dom(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if a.get("id"):
+            if a["id"] in self.ids:
+                self.duplicate_ids.add(a["id"] or "")
             self.ids.add(a["id"] or "")
         if tag == "tr" and a.get("class") == "run":
             self.run_rows.append(a.get("data-label") or "")
         self.ref_rows += tag == "tr" and a.get("class") == "ref"
         if tag == "svg":
             self.svgs.append(a.get("id") or "")
-        self.series += tag == "g" and (a.get("id") or "").startswith("series-")
+        self.series += tag == "g" and "-series-" in (a.get("id") or "")
 
 
 def _check_dom(page: str) -> None:
@@ -262,6 +265,7 @@ def _check_dom(page: str) -> None:
     assert {"board-0", "board-1", "table-0", "table-1", "refs-0", "refs-1"} <= dom.ids
     plots = [f"plot-{i}-{kind}" for i in range(2) for kind in ("hit", "ndcg", "latency", "training")]
     assert dom.svgs == plots
+    assert not dom.duplicate_ids  # every chart's inner ids carry its own prefix
     assert dom.series >= 3 + 3 + 3  # board 0: hit and ndcg curves and latency points of three rows
 
 
@@ -272,8 +276,9 @@ def test_html_is_self_contained_with_table_and_plots() -> None:
     _check_dom(page)
     assert 'id="plot-1-latency"' in page and ">no data</text>" in page  # toys has no timing: empty plot, same id
     latency = page[page.index('id="plot-0-latency"'):].split("</svg>")[0]
-    assert all(f">{t}</text>" in latency for t in ("1", "10"))  # 0.2, 2.5 and 18 ms on a log axis
-    assert latency.count('id="series-') == 3
+    assert all(f">{t}</text>" in latency for t in ("0.1", "1", "10", "100"))  # 0.2, 2.5, 18 ms: whole decades
+    assert latency.count('<g id="plot-0-latency-series-') == 3
+    assert all(f">{label}</text>" in latency for label in ("sasrec", "tiger[letter]", "pop"))  # legend as text
     assert render(leaderboard(fixed_records(), load_references()), "html") == page  # the same bytes every time
 
 
@@ -361,7 +366,8 @@ def test_html_plots_the_best_row_per_backend_with_every_row_one_click_away() -> 
     assert dom.svgs == [f"plot-0-{kind}{suffix}" for suffix in ("", "-all")
                         for kind in ("hit", "ndcg", "latency", "training")]
     default, every = page.split('<details class="all-rows">')
-    assert default.count('<g id="series-') == 4 * 3 and every.count('<g id="series-') == 4 * 24
+    assert len(re.findall(r'<g id="plot-0-\w+-series-', default)) == 4 * 3
+    assert len(re.findall(r'<g id="plot-0-\w+-all-series-', every)) == 4 * 24
     assert "all 24 rows" in every and "<script" not in page
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22")
 WIDTH_IN, HEIGHT_IN, LEGEND_LINE_IN = 4.4, 3.0, 0.17  # inches at 100 dpi: a 440 x 300 px plot area
 LEGEND_CHARS = 70  # a legend line at 7 pt fits the figure's width up to about this many characters
+ID_SALT = "genrec-bench"  # a fixed salt for matplotlib's hashed SVG ids: the same figure, the same bytes
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def chart_figure(series: list[Series], *, title: str, xlabel: str, ylabel: str, 
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        xs = [x for s in series for x in s.xs]
+        low, high = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+        ax.set_xlim(10.0**low, 10.0 ** max(high, low + 1))  # whole decades: every point between two labels
     ax.set_ylim(bottom=min(0.0, *(y for s in series for y in s.ys)))
     fig.legend(loc="lower left", bbox_to_anchor=(0.02, 0.0), fontsize=7, frameon=False, ncol=1,
                handlelength=2.2, borderaxespad=0.2)
@@ -72,9 +77,13 @@ def chart_figure(series: list[Series], *, title: str, xlabel: str, ylabel: str, 
 
 
 def figure_svg(fig: Figure, *, svg_id: str, css_class: str, title: str) -> str:
-    """`fig` as an <svg> element for inlining, with its id, class and accessible name."""
+    """`fig` as an <svg> element for inlining, with its id, class and accessible name.
+
+    matplotlib numbers the ids inside every figure alike (`axes_1`, `series-0`, ...); they are
+    prefixed with `svg_id`, so a page of several charts still has unique ids.
+    """
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": svg_id, "svg.fonttype": "none"}):
+    with matplotlib.rc_context({"svg.hashsalt": ID_SALT, "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and doctype: the page is HTML
@@ -82,6 +91,7 @@ def figure_svg(fig: Figure, *, svg_id: str, css_class: str, title: str) -> str:
     # Inline SVG in HTML needs no namespace declarations (the parser knows svg and xlink:href), and
     # the page then names no URL at all.
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text, count=2)
+    text = re.sub(r'(\bid="|href="#|url\(#)', rf"\g<1>{svg_id}-", text)
     return text.replace("<svg ", f'<svg id="{svg_id}" class="plot {css_class}" role="img" '
                                  f'aria-label="{html.escape(title)}" ', 1)
 
