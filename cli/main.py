@@ -31,7 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True)  # messages, progress, warnings
+results_out = Console()  # results: tables and listings, so `genrec-bench models | grep` works
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Registered dataset name (see `datasets`).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Any interaction file (.txt/.csv/.tsv/.parquet/.inter).")]
@@ -84,7 +85,7 @@ def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(escape(str(r["name"])), escape(str(r["format"])), "yes" if r["available"] else "no",
                       escape(str(r["description"])), escape(str(r["path"])))
-    err.print(table)
+    results_out.print(table)
 
 
 @app.command()
@@ -114,7 +115,7 @@ def models(
             keys += f"; decoding: {', '.join(r.decode_keys)}"
         table.add_row(escape(r.name), escape(origin), escape(r.target),
                       f"[red]{escape(r.error)}[/red]" if r.error else escape(keys))
-    err.print(table)
+    results_out.print(table)
     for problem in problems:
         err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
 
@@ -274,7 +275,7 @@ def eval_(
                                                   f"{len(record['users'])} users)"))
     for name, value in record["metrics"].items():
         table.add_row(name, f"{value:.4f}")
-    err.print(table)
+    results_out.print(table)
     err.print(f"record: {path}")
 
 
@@ -301,7 +302,7 @@ def recommend(
     table = Table("rank", "item", "score")
     for i, row in enumerate(items, 1):
         table.add_row(str(i), escape(row["item"]), f"{row['score']:.4f}")
-    err.print(table)
+    results_out.print(table)
 
 
 @app.command()
@@ -335,7 +336,7 @@ def report(
         atomic_write_bytes(out, text.encode())
         err.print(f"wrote {escape(str(out))}")
     elif fmt == "table":
-        err.print(text)
+        results_out.print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -390,7 +391,7 @@ def compare(
         for r in rows:
             table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
                           f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")
-        err.print(table)
+        results_out.print(table)
         if gate:
             colour = "red" if gate["worse"] else "green"
             err.print(f"[{colour}]{escape(gate['verdict'])}[/{colour}]", highlight=False)
@@ -440,7 +441,7 @@ def bench(
     records = [r for r in records if r.suite == spec.name]
     text = render(leaderboard(records, load_references()), report_fmt)
     if report_fmt == "table":
-        err.print(text)
+        results_out.print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 

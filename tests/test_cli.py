@@ -49,6 +49,14 @@ def test_train_eval_recommend_report(seq_file, tmp_path, capsys, monkeypatch):
     assert code == 0 and json.loads(out)
 
 
+def test_listings_go_to_stdout_and_messages_to_stderr(capsys, monkeypatch):
+    """`genrec-bench models | grep sasrec` and `datasets > file` work: results on stdout."""
+    for command in (["models"], ["datasets"]):
+        code, out, err = run_cli(command, capsys, monkeypatch)
+        assert code == 0, err
+        assert ("sasrec" if command == ["models"] else "beauty") in out
+
+
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
@@ -146,9 +154,9 @@ def test_compare_prints_decode_labels_verbatim(tmp_path, capsys, monkeypatch):
         write_record(RunRecord(run_id=run_id, model="liger", label=label, dataset="d", split="test", fingerprint="fp",
                                seed=0, ks=[1, 10], metrics={}, users=[0, 1, 2], ranks=ranks, config={}), root)
     monkeypatch.setenv("COLUMNS", "200")
-    code, _, err = run_cli(["compare", "aaa", "bbb", "--results", str(root)], capsys, monkeypatch)
+    code, out, err = run_cli(["compare", "aaa", "bbb", "--results", str(root)], capsys, monkeypatch)
     assert code == 0, err
-    assert "liger[ranking=dense] vs liger" in err
+    assert "liger[ranking=dense] vs liger" in out  # the comparison is a result: stdout
 
 
 GENERATIVE = [
@@ -201,10 +209,10 @@ def test_eval_decode_overrides_make_their_own_labelled_record(model, sizes, seq_
     saved = json.loads((run / "run.json").read_text())["config"]["model"]
     assert str(saved.get(key)) != value  # the run itself is untouched
     monkeypatch.setenv("COLUMNS", "200")
-    code, _, err = run_cli(["eval", "--run", str(run), "--k", "1,5", *results, "--decode", DECODE_ABLATION[model]],
+    code, out, err = run_cli(["eval", "--run", str(run), "--k", "1,5", *results, "--decode", DECODE_ABLATION[model]],
                            capsys, monkeypatch)
     # the title wraps to the table's width; the label's brackets must survive (not read as markup)
-    assert code == 0 and f"{model}[{key}={value}]on" in "".join(err.split())
+    assert code == 0 and f"{model}[{key}={value}]on" in "".join(out.split())
 
     code, _, err = run_cli(["eval", "--run", str(run), "--decode", "beam_widht=3", *results], capsys, monkeypatch)
     assert code == 2 and "did you mean: beam_width" in " ".join(err.split())
