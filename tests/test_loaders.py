@@ -41,6 +41,17 @@ def test_tsv_and_atomic_and_parquet(tmp_path):
     assert load_interactions(pq).frame["user_id"].to_list() == ["1", "2"]
 
 
+def test_unisrec_prefix_rows_become_each_users_longest_sequence(tmp_path):
+    path = _write(tmp_path, "x.train.inter", "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+                                             "0\t0 1\t2\n0\t0\t1\n1\t3\t0\n")
+    frame = load_interactions(path, "unisrec").frame
+    assert frame["user_id"].to_list() == ["0", "0", "0", "1", "1"]
+    assert frame["item_id"].to_list() == ["0", "1", "2", "3", "0"]
+    bad = _write(tmp_path, "y.train.inter", "user_id:token\titem_id_list:token_seq\n0\t0 1\n")
+    with pytest.raises(GenrecError, match="missing column.*item_id"):
+        load_interactions(bad, "unisrec")
+
+
 def test_format_override(tmp_path):
     path = _write(tmp_path, "data.log", "user_id,item_id,timestamp\na,b,1\n")
     with pytest.raises(GenrecError, match="--data-format"):

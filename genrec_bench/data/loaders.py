@@ -21,6 +21,7 @@ from genrec_bench.errors import GenrecError
 
 FORMATS = ("seq", "csv", "tsv", "parquet", "atomic", "unisrec")
 REQUIRED = ("user_id", "item_id", "timestamp")
+PREFIX_REQUIRED = ("user_id", "item_id_list", "item_id")  # UniSRec rows: (user, history, target)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _read_atomic(path: Path) -> pl.DataFrame:
     _check_utf8(path)
     header = _first_line(path).split("\t")
     names = [h.split(":", 1)[0] for h in header]
-    _check_header(path, names)
+    _check_header(path, names, PREFIX_REQUIRED if "item_id_list" in names else REQUIRED)
     try:
         raw = pl.read_csv(path, separator="\t", infer_schema=False, quote_char=None, new_columns=names,
                           has_header=True)
@@ -157,8 +158,7 @@ def _sequences_from_prefix_rows(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     """UniSRec rows `(user, history, target)`: keep each user's longest row as the full sequence."""
     seqs = (
         raw.with_row_index("lineno", offset=2)
-        .with_columns((pl.col("item_id_list").str.split(" ") .list.concat(pl.col("item_id").cast(pl.String)
-                                                                           .cast(pl.List(pl.String)))).alias("seq"))
+        .with_columns(pl.concat_list(pl.col("item_id_list").str.split(" "), pl.col("item_id")).alias("seq"))
         .with_columns(pl.col("seq").list.len().alias("n"))
         .sort(["n", "lineno"], descending=[True, False])
         .unique("user_id", keep="first", maintain_order=True)
@@ -211,16 +211,16 @@ def _normalise(raw: pl.DataFrame, path: Path, line_offset: int) -> pl.DataFrame:
     return frame.select("user_id", "item_id", "timestamp", "row")
 
 
-def _check_header(path: Path, columns: list[str]) -> None:
+def _check_header(path: Path, columns: list[str], required: tuple[str, ...] = REQUIRED) -> None:
     seen: set[str] = set()
     for col in columns:
         if col in seen:
             raise GenrecError(f"duplicated column '{col}' in the header", path=path, line=1)
         seen.add(col)
-    missing = [c for c in REQUIRED if c not in seen]
+    missing = [c for c in required if c not in seen]
     if missing:
         raise GenrecError(
-            f"missing column(s) {', '.join(missing)}; expected a header with {', '.join(REQUIRED)} "
+            f"missing column(s) {', '.join(missing)}; expected a header with {', '.join(required)} "
             f"(found: {', '.join(columns) or 'nothing'})", path=path, line=1,
         )
 
