@@ -36,6 +36,7 @@ class DataConfig:
 
 
 VALID_SAMPLES = ("random", "first")
+SCHEDULES = ("linear", "cosine")
 # Stored configs (run.json, records) written before a field existed ran with these values (some no
 # longer the defaults); `with_legacy_values` fills them in before such a config is read.
 LEGACY_VALUES: dict[str, dict[str, Any]] = {"train": {"valid_sample": "first", "stop_after": 0}}
@@ -50,6 +51,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    # After warm-up: "linear" decay to 5% of lr at the last step, or "cosine" to zero (the
+    # transformers schedule RPG's official code uses).
+    schedule: str = "linear"
     patience: int = 3
     eval_every: int = 1
     valid_users: int = 5000
@@ -78,6 +82,7 @@ class TrainConfig:
         check_key(self.lr > 0, "train.lr", "a number > 0", self.lr)
         check_key(self.weight_decay >= 0, "train.weight_decay", "a number >= 0", self.weight_decay)
         check_key(self.warmup_steps >= 0, "train.warmup_steps", "an integer >= 0", self.warmup_steps)
+        check_key(self.schedule in SCHEDULES, "train.schedule", " or ".join(SCHEDULES), self.schedule)
         check_key(self.patience >= 0, "train.patience", "an integer >= 0 (0 = no early stopping)", self.patience)
         check_key(self.eval_every >= 1, "train.eval_every", "an integer >= 1", self.eval_every)
         check_key(self.valid_users >= 0, "train.valid_users", "an integer >= 0 (0 = all)", self.valid_users)

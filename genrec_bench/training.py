@@ -48,11 +48,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+def lr_lambda(warmup: int, total: int, schedule: str = "linear") -> Callable[[int], float]:
+    """The learning-rate multiplier at each step: linear warm-up, then `schedule`'s decay."""
     def f(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
-        return max(0.05, 1.0 - (step - warmup) / max(1, total - warmup))
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return max(0.05, 1.0 - progress)
     return f
 
 
@@ -120,7 +124,7 @@ def train(
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     optim = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(cfg.warmup_steps, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(cfg.warmup_steps, total, cfg.schedule))
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_state": None,
                              "bad": 0, "history": [], "elapsed": 0.0, "done": False}
     ckpt_path = workdir / CHECKPOINT if workdir else None

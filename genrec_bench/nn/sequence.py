@@ -14,7 +14,9 @@ choice reduced to its prior), learned from the training targets alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +33,8 @@ from genrec_bench.errors import GenrecError
 from genrec_bench.nn.backend import NeuralBackend
 from genrec_bench.ranking import topk_stable
 
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": partial(nn.GELU, approximate="tanh")}
+
 
 @dataclass(frozen=True)
 class SequenceConfig:
@@ -39,7 +43,13 @@ class SequenceConfig:
     hidden: int = 64
     layers: int = 2
     heads: int = 1
-    dropout: float = 0.5
+    dropout: float = 0.5  # on the residual branches and inside the FFN
+    ffn: int = 0  # FFN inner width; 0 = hidden
+    activation: str = "relu"  # FFN activation: relu, or gelu (tanh form, GPT-2's gelu_new)
+    # Negative = `dropout`. GPT-2 (RPG's backbone) drops embeddings and attention weights but
+    # not the residual branches, so one number cannot express it.
+    embedding_dropout: float = -1.0
+    attention_dropout: float = -1.0
     max_history: int = 0  # history items the model sees (its positions); 0 = the split's data.max_history
     repeat_bias: bool = True  # learned score offset for items already in the input
 
@@ -53,9 +63,20 @@ class SequenceConfig:
                   self.heads)
         check_key(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, "model.dropout",
                   "a number in [0, 1)", self.dropout)
+        for key in ("embedding_dropout", "attention_dropout"):
+            value = getattr(self, key)
+            check_key(isinstance(value, int | float) and value < 1.0, f"model.{key}",
+                      "a number in [0, 1), or negative for model.dropout", value)
+        check_key(is_int(self.ffn) and self.ffn >= 0, "model.ffn", "an integer >= 0 (0 = model.hidden)", self.ffn)
+        check_key(self.activation in ACTIVATIONS, "model.activation", " or ".join(ACTIVATIONS), self.activation)
         check_key(is_int(self.max_history) and self.max_history >= 0, "model.max_history",
                   "an integer >= 0 (0 = data.max_history)", self.max_history)
         check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
+
+    def dropout_of(self, part: str) -> float:
+        """The dropout rate of `part` ("embedding" or "attention"): its own key, else `dropout`."""
+        value = getattr(self, f"{part}_dropout")
+        return self.dropout if value < 0 else float(value)
 
 
 # --- the network ---------------------------------------------------------------------------------
@@ -77,16 +98,17 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN Transformer block (normalise, attend, add; normalise, FFN, add)."""
+    """Pre-LN Transformer block (normalise, attend, add; normalise, FFN, add): GPT-2's layout."""
 
-    def __init__(self, hidden: int, heads: int, dropout: float):
+    def __init__(self, cfg: SequenceConfig):
         super().__init__()
+        hidden, inner = cfg.hidden, cfg.ffn or cfg.hidden
         self.ln1 = nn.LayerNorm(hidden)
-        self.attn = CausalSelfAttention(hidden, heads, dropout)
+        self.attn = CausalSelfAttention(hidden, cfg.heads, cfg.dropout_of("attention"))
         self.ln2 = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden))
-        self.drop = nn.Dropout(dropout)
+        self.ffn = nn.Sequential(nn.Linear(hidden, inner), ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout),
+                                 nn.Linear(inner, hidden))
+        self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x_bwd: torch.Tensor, allowed_bww: torch.Tensor) -> torch.Tensor:
         x_bwd = x_bwd + self.drop(self.attn(self.ln1(x_bwd), allowed_bww))
@@ -108,7 +130,7 @@ class SequenceModule(nn.Module):
         self.n_items, self.max_len = n_items, max_len
         self.item = self.make_item_table(n_items, cfg)
         self.pos = nn.Embedding(max_len, cfg.hidden)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout_of("embedding"))
         self.blocks = nn.ModuleList(self.make_block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
         self.repeat = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
@@ -119,7 +141,7 @@ class SequenceModule(nn.Module):
         return nn.Embedding(n_items + self.n_special, cfg.hidden, padding_idx=n_items)  # row n_items = pad
 
     def make_block(self, cfg: SequenceConfig) -> nn.Module:
-        return Block(cfg.hidden, cfg.heads, cfg.dropout)
+        return Block(cfg)
 
     def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
         """Input vectors [B, W, D] of the items (padding rows are zeroed by the caller)."""
