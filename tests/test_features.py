@@ -91,6 +91,17 @@ def test_blocks_shapes_normalisation_and_determinism(tmp_path: Path) -> None:
     assert np.all(tfidf[9] == 0)  # empty text -> zero block
 
 
+def test_random_vectors_depend_on_the_seed_only(tmp_path: Path) -> None:
+    data = tiny_split(tmp_path, meta=tiny_meta())
+    x = F.item_features(data, "random", seed=1, cache=False)
+    assert x.shape == (N_ITEMS, F.RANDOM_DIM)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(x, F.item_features(data, "random", seed=1, cache=False))
+    assert not np.allclose(x, F.item_features(data, "random", seed=2, cache=False))
+    other = tiny_split(tmp_path, sequences={"u0": [9, 8, 7, 6, 5, 4, 3, 2, 1, 0], "u1": [0, 1, 2]})
+    np.testing.assert_array_equal(F.item_features(other, "random", seed=1, cache=False), x)  # nothing of the data
+
+
 def test_concatenation_keeps_each_block_unit_length(tmp_path: Path) -> None:
     data = tiny_split(tmp_path, meta=tiny_meta())
     attrs = F.item_features(data, "attributes", cache=False)

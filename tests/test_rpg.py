@@ -16,8 +16,9 @@ from test_sasrec import alternating_split
 from genrec_bench.config import TrainConfig
 from genrec_bench.decoding.repeats import REPEAT_SCALE
 from genrec_bench.errors import GenrecError
-from genrec_bench.items.product_quantize import code_collisions, opq_codes
+from genrec_bench.items.product_quantize import code_collisions, opq_codes, whitened
 from genrec_bench.models.rpg import RPG, CodeWindows, RPGConfig, RPGModule, graph_search, item_graph
+from genrec_bench.models.rpg.model import OFFICIAL
 from genrec_bench.runtime import seed_everything
 
 
@@ -42,9 +43,20 @@ def test_opq_codes_name_the_key_to_lower_when_the_catalogue_is_too_small() -> No
         opq_codes(np.zeros((10, 4), dtype=np.float32), n_codes=2, bits=8)
 
 
-def tiny_module(n_items: int = 9, codes: int = 3, bits: int = 2, seed: int = 0) -> RPGModule:
+def test_whitening_decorrelates_to_unit_variance_and_drops_empty_directions() -> None:
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(3, 5))
+    x = (rng.normal(size=(400, 3)) * [5.0, 1.0, 0.1]) @ mix  # rank 3 in 5 dimensions
+    w = whitened(x.astype(np.float32), 512)
+    assert w.shape == (400, 3)  # at most the rank, whatever was asked
+    np.testing.assert_allclose(np.cov(w, rowvar=False), np.eye(3), atol=1e-4)
+    assert whitened(x.astype(np.float32), 2).shape == (400, 2)
+
+
+def tiny_module(n_items: int = 9, codes: int = 3, bits: int = 2, seed: int = 0, **keys: object) -> RPGModule:
     torch.manual_seed(seed)
-    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_history=4, codes=codes, code_bits=bits)
+    cfg = RPGConfig(hidden=8, layers=1, heads=1, dropout=0.0, max_history=4, codes=codes, code_bits=bits,
+                    **keys)  # type: ignore[arg-type]
     module = RPGModule(n_items, 4, cfg).eval()
     module.set_codes(torch.randint(0, 1 << bits, (n_items, codes), generator=torch.Generator().manual_seed(seed)))
     return module
@@ -68,6 +80,23 @@ def test_an_items_input_is_the_scaled_mean_of_its_code_embeddings() -> None:
     tokens = module.tokens[4]
     want = module.item.weight[tokens].mean(dim=0) * (8 * 3) ** 0.5  # sqrt(D * M)
     torch.testing.assert_close(module.embed(torch.tensor([[4]]))[0, 0], want)
+
+
+def test_the_official_input_is_the_plain_mean_of_the_code_embeddings() -> None:
+    module = tiny_module(code_mean_scale=False)
+    tokens = module.tokens[4]
+    torch.testing.assert_close(module.embed(torch.tensor([[4]]))[0, 0], module.item.weight[tokens].mean(dim=0))
+
+
+def test_the_run_record_lists_each_departure_from_the_official_settings() -> None:
+    data = alternating_split()  # 12 items: 2-bit codes, so code_bits departs too
+    official = {**OFFICIAL, "hidden": 16, "ffn": 32, "heads": 4, "max_history": 0, "codes": 4, "code_bits": 2}
+    model = RPG(RPGConfig(**official))  # type: ignore[arg-type]
+    report = model.fit(data, TrainConfig(epochs=1, batch_size=64, patience=0, device="cpu"))
+    assert report.extra["departures"] == [
+        "features=auto (official: text-embedding-3-large of the item text, PCA-512 whitened)",
+        "hidden=16 (official: 448)", "ffn=32 (official: 1024)", "code_bits=2 (official: 8)",
+        "max_history=8 (official: 50)"]
 
 
 def test_the_loss_is_the_cross_entropy_of_every_code_of_every_next_item() -> None:
@@ -210,3 +239,14 @@ def test_a_tokenized_code_table_trains_the_same_codes(seq_file, tmp_path: Path, 
     code, _, err = run_cli(["train", "-m", "rpg", "--data", str(seq_file), "-o", str(tmp_path / "bad"),
                             "--set", f"model.code_file={json.dumps(str(table))}", *tiny], capsys, monkeypatch)
     assert code != 0 and "expected 4 integer codes" in err and str(table) in err
+
+
+@pytest.mark.parametrize("dataset", ["beauty", "sports", "toys"])
+def test_the_shipped_configs_load_with_their_shipped_code_tables(dataset: str) -> None:
+    from genrec_bench.config import load_run_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_run_config(root / "benchmarks" / "configs" / f"rpg-{dataset}.toml")
+    model = RPGConfig(**cfg.model)
+    assert (cfg.train.schedule, model.temperature, model.code_mean_scale) == ("cosine", 0.03, False)
+    assert (root / "genrec_bench" / "data" / "tables" / model.code_file).is_file()

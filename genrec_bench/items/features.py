@@ -2,8 +2,9 @@
 
 A feature spec names one or more sources joined by '+': `text` (MiniLM sentence embeddings of
 the item text), `tfidf` (TF-IDF + truncated SVD of the same text, no neural model), `attributes`
-(anonymous attribute ids, multi-hot -> TF-IDF -> SVD; all that Amazon 2014 ships) and `collab`
-(item-item co-occurrence in TRAINING sequences -> SVD). Each block is L2-normalised on its own so
+(anonymous attribute ids, multi-hot -> TF-IDF -> SVD; all that Amazon 2014 ships), `collab`
+(item-item co-occurrence in TRAINING sequences -> SVD) and `random` (seeded Gaussian vectors: the
+floor that says how much any feature is worth). Each block is L2-normalised on its own so
 that no source dominates the concatenation by scale; an item without a source gets a zero block.
 Collaborative vectors read `data.train_sequences()` only: validation and test interactions never
 shape the item tokens, otherwise ids would leak the targets.
@@ -26,10 +27,11 @@ from genrec_bench.errors import GenrecError
 from genrec_bench.runtime import atomic_write_bytes, cache_dir
 
 VERSION = "features-v3"  # bump when any block's computation changes, so caches are not reused
-SOURCES = ("text", "tfidf", "attributes", "collab")
+SOURCES = ("text", "tfidf", "attributes", "collab", "random")
 TFIDF_DIM = 128
 ATTRIBUTE_DIM = 64
 COLLAB_DIM = 64
+RANDOM_DIM = 64
 EMBED_DIM = 384  # MiniLM-L6 hidden size
 COLLAB_WINDOW = 5  # items up to this many steps apart in a training sequence co-occur
 
@@ -79,6 +81,7 @@ def feature_block(data: SplitData, part: str, seed: int = 0, cache: bool = True)
         "tfidf": lambda d, s: tfidf_block(item_texts(d), s),
         "attributes": attribute_block,
         "collab": collab_block,
+        "random": random_block,
     }
     block = l2_normalise(builders[part](data, block_seed))
     if cache:
@@ -192,6 +195,11 @@ def collab_block(data: SplitData, seed: int) -> np.ndarray:
     """
     flat, offsets = data.train_sequences()
     return _svd(ppmi(cooccurrence(flat, offsets, data.n_items, COLLAB_WINDOW)), COLLAB_DIM, seed)
+
+
+def random_block(data: SplitData, seed: int) -> np.ndarray:
+    """Gaussian vectors that know nothing of the items: codes from them are random codes."""
+    return np.random.default_rng(seed).standard_normal((data.n_items, RANDOM_DIM)).astype(np.float32)
 
 
 @lru_cache(maxsize=1)

@@ -67,6 +67,21 @@ def principal_directions(x: np.ndarray, dim: int) -> np.ndarray:
     return (centred @ v[:dim].T).numpy()
 
 
+def whitened(x: np.ndarray, dim: int) -> np.ndarray:
+    """`x` on its top `dim` principal directions (at most its rank), each scaled to unit variance.
+
+    RPG's official tokeniser whitens its text embeddings (PCA to 512, `whiten=True`) before OPQ,
+    so every direction gets the same share of the codebooks whatever its variance; directions with
+    no variance are dropped rather than blown up.
+    """
+    centred = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    centred = centred - centred.mean(dim=0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    keep = int(min(dim, (s > s[0] * 1e-6).sum())) if len(s) else 0
+    scale = s[:keep] / max(1, len(centred) - 1) ** 0.5
+    return ((centred @ v[:keep].T) / scale).float().numpy()
+
+
 def code_collisions(codes: np.ndarray) -> int:
     """Items whose full code tuple another item also has (they differ only in the history model's view)."""
     _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)

@@ -23,11 +23,13 @@ Decoding (`decode`):
   (the graph belongs to the final weights). `benchmarks/perf/rpg_graph.py` measures the graph's
   recall of the exact top-k and both speeds.
 
-Departures from the paper, each a switch recorded in the run record: the paper's feature vectors
-are sentence-T5 embeddings of item text; `features = "auto"` uses text where a dataset has it and
-attribute + co-occurrence vectors otherwise (the offline Amazon 2014 copy has no item text). The
-history model is the shared pre-LN block instead of GPT-2's.
-`repeat_bias` (off by default, as in the paper) adds one learned offset per code position to the
+Departures from the official code (facebookresearch/RPG_KDD2025), listed in the run record by
+`fit_facts` against `OFFICIAL`: its item vectors are text-embedding-3-large embeddings of the item's
+title, price, brand, categories and description, PCA-whitened to 512 dimensions; `features = "auto"`
+uses text where a dataset has it and attribute + co-occurrence vectors otherwise (the offline
+Amazon 2014 copy has no item text). Its backbone is GPT-2, the same pre-LN layout as the shared
+block; positions here count from the right of a left-padded history.
+`repeat_bias` (off by default, as in the official code) adds one learned offset per code position to the
 codes of the user's history items, the parallel-code form of TIGER's per-level offset: without it
 nothing tells the heads that users of a dataset never re-buy, and a history item can take rank 1.
 """
@@ -52,12 +54,17 @@ from genrec_bench.data.split import SplitData
 from genrec_bench.decoding.repeats import REPEAT_SCALE, repeat_tokens
 from genrec_bench.items.features import item_features
 from genrec_bench.items.id_tables import read_code_table
-from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes
+from genrec_bench.items.product_quantize import code_collisions, codes_digest, opq_codes, whitened
 from genrec_bench.items.tokenizer import ItemTokens
 from genrec_bench.nn.sequence import SequenceBackend, SequenceConfig, SequenceModule, Windows, prefix_items
 from genrec_bench.ranking import topk_stable
 
 DECODERS = ("graph", "exact")
+# The official model settings that do not vary by dataset (genrec/models/RPG/config.yaml); the
+# per-dataset ones (codes, temperature, decoding) are in benchmarks/configs/rpg-*.toml.
+OFFICIAL: dict[str, Any] = {"hidden": 448, "ffn": 1024, "layers": 2, "heads": 4, "activation": "gelu",
+                            "dropout": 0.0, "embedding_dropout": 0.5, "attention_dropout": 0.5,
+                            "code_mean_scale": False, "repeat_bias": False, "code_bits": 8, "max_history": 50}
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class RPGConfig(SequenceConfig):
     code_bits: int = 8  # 2^bits codes per position
     opq_iters: int = 20  # OPQ rotation rounds (faiss's default is 50; the codes change little after 20)
     features: str = "auto"  # item feature spec, as TIGER's sid_features
+    whiten: int = 0  # PCA-whiten the features to this many directions before OPQ (0 = off; official: 512)
+    # Scale the code-mean input by sqrt(D * M) (see RPGModule.embed); the official code feeds the plain mean.
+    code_mean_scale: bool = True
     code_file: str = ""  # a code table (`genrec-bench tokenize -m rpg`): the same codes on any machine
     temperature: float = 0.07
     decode: str = "graph"
@@ -81,6 +91,9 @@ class RPGConfig(SequenceConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_key(is_int(self.whiten) and self.whiten >= 0, "model.whiten", "an integer >= 0 (0 = off)", self.whiten)
+        check_key(isinstance(self.code_mean_scale, bool), "model.code_mean_scale", "true or false",
+                  self.code_mean_scale)
         for key in ("codes", "beam_width", "graph_edges", "graph_steps", "opq_iters"):
             value = getattr(self, key)
             check_key(is_int(value) and value >= 1, f"model.{key}", "an integer >= 1", value)
@@ -103,6 +116,7 @@ class RPGModule(SequenceModule):
         self.n_codes, self.n_sub = cfg.codes, 1 << cfg.code_bits
         super().__init__(n_items, max_len, cfg)
         self.temperature = cfg.temperature
+        self.input_scale = math.sqrt(cfg.hidden * cfg.codes) if cfg.code_mean_scale else 1.0
         # Row n_items (padding) holds token 0; its input is zeroed by the padding mask anyway.
         self.register_buffer("tokens", torch.zeros(n_items + 1, self.n_codes, dtype=torch.long))
         self.head_w = nn.Parameter(torch.randn(self.n_codes, cfg.hidden, cfg.hidden) * 0.02)
@@ -119,11 +133,12 @@ class RPGModule(SequenceModule):
         self.tokens[: self.n_items] = codes_nm.to(self.tokens) + offsets.to(self.tokens)
 
     def embed(self, items_bw: torch.Tensor) -> torch.Tensor:
-        """The mean of the item's code embeddings, times sqrt(D * M). The mean of M independent codes is
-        sqrt(M) times shorter than one code, so unscaled it starts sqrt(M) times weaker than the
-        position embedding and the cosine head gives the table no gradient to grow: the scale makes
-        an item's input as strong as a one-row item embedding times sqrt(D)."""
-        return self.item(self.tokens[items_bw]).mean(dim=2) * math.sqrt(self.item.embedding_dim * self.n_codes)
+        """The mean of the item's code embeddings, times sqrt(D * M) with `code_mean_scale`. The mean of
+        M independent codes is sqrt(M) times shorter than one code, so unscaled it starts sqrt(M)
+        times weaker than the position embedding and, at a small learning rate, the cosine head
+        gives the table little gradient to grow: the scale makes an item's input as strong as a
+        one-row item embedding times sqrt(D)."""
+        return self.item(self.tokens[items_bw]).mean(dim=2) * self.input_scale
 
     def code_logprobs(self, hidden_td: torch.Tensor, seen_tw: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states [T, D] -> log-probabilities [T, M, n_sub] of every position's codes.
@@ -242,9 +257,11 @@ class RPG(SequenceBackend):
         if cfg.code_file:
             return read_code_table(cfg.code_file, data, cfg.codes, 1 << cfg.code_bits), f"file({cfg.code_file})"
         feats = item_features(data, cfg.features)
+        if cfg.whiten:
+            feats = whitened(feats, cfg.whiten)
         codes = opq_codes(feats, cfg.codes, cfg.code_bits, seed=0, threads=torch.get_num_threads(),
                           iters=cfg.opq_iters)
-        return codes, f"opq({cfg.features}, {feats.shape[1]} dims)"
+        return codes, f"opq({cfg.features}{', whitened' if cfg.whiten else ''}, {feats.shape[1]} dims)"
 
     def item_tokens(self, data: SplitData) -> ItemTokens:
         codes, source = self.item_codes(data)
@@ -266,10 +283,15 @@ class RPG(SequenceBackend):
             self._exact_only = False
 
     def fit_facts(self) -> dict[str, Any]:
-        departures = [f"features={self.cfg.features} (paper: sentence-T5 text embeddings)",
-                      "history model: pre-LN sequence block (paper: GPT-2)"]
-        if self.cfg.repeat_bias:
-            departures.append("repeat_bias: learned per-position offset for the codes of history items (paper: none)")
+        cfg: RPGConfig = self.cfg
+        module = self.fitted()
+        ours = {**{key: getattr(cfg, key) for key in OFFICIAL}, "ffn": cfg.ffn or cfg.hidden,
+                "embedding_dropout": cfg.dropout_of("embedding"), "attention_dropout": cfg.dropout_of("attention"),
+                "max_history": module.max_len}
+        departures = [f"features={cfg.features}{' whitened' if cfg.whiten else ''} (official: text-embedding-3-large "
+                      "of the item text, PCA-512 whitened)"]
+        departures += [f"{key}={ours[key]} (official: {value})"
+                       for key, value in OFFICIAL.items() if ours[key] != value]
         return {"validation_decode": "exact", **self._codes_info, "departures": departures}
 
     def examples(self, windows: torch.Tensor, cfg: TrainConfig) -> Windows:
