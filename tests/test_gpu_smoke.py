@@ -105,8 +105,16 @@ def test_missing_evaluation_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @needs_bash
-def test_script_syntax() -> None:
-    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.with_name("rpg_official.sh")])
+def test_script_syntax(script: Path) -> None:
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_the_official_rpg_script_trains_with_the_shipped_configs() -> None:
+    text = SCRIPT.with_name("rpg_official.sh").read_text()
+    assert 'benchmarks/configs/rpg-$d.toml' in text
+    for dataset in ("beauty", "sports", "toys"):
+        assert (ROOT / "benchmarks" / "configs" / f"rpg-{dataset}.toml").is_file()
 
 
 def test_script_names_files_that_exist() -> None:
