@@ -73,6 +73,11 @@ class SequenceConfig:
                   "an integer >= 0 (0 = data.max_history)", self.max_history)
         check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
 
+    @property
+    def ffn_width(self) -> int:
+        """The FFN's inner width: `ffn`, or `hidden` when 0."""
+        return self.ffn or self.hidden
+
     def dropout_of(self, part: str) -> float:
         """The dropout rate of `part` ("embedding" or "attention"): its own key, else `dropout`."""
         value = getattr(self, f"{part}_dropout")
@@ -102,7 +107,7 @@ class Block(nn.Module):
 
     def __init__(self, cfg: SequenceConfig):
         super().__init__()
-        hidden, inner = cfg.hidden, cfg.ffn or cfg.hidden
+        hidden, inner = cfg.hidden, cfg.ffn_width
         self.ln1 = nn.LayerNorm(hidden)
         self.attn = CausalSelfAttention(hidden, cfg.heads, cfg.dropout_of("attention"))
         self.ln2 = nn.LayerNorm(hidden)

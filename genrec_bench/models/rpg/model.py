@@ -285,7 +285,7 @@ class RPG(SequenceBackend):
     def fit_facts(self) -> dict[str, Any]:
         cfg: RPGConfig = self.cfg
         module = self.fitted()
-        ours = {**{key: getattr(cfg, key) for key in OFFICIAL}, "ffn": cfg.ffn or cfg.hidden,
+        ours = {**{key: getattr(cfg, key) for key in OFFICIAL}, "ffn": cfg.ffn_width,
                 "embedding_dropout": cfg.dropout_of("embedding"), "attention_dropout": cfg.dropout_of("attention"),
                 "max_history": module.max_len}
         departures = [f"features={cfg.features}{' whitened' if cfg.whiten else ''} (official: text-embedding-3-large "
