@@ -1,7 +1,8 @@
 """The `genrec-bench` command line: parses arguments, calls the library, renders with rich.
 
-Human output (tables, progress) goes to stderr; `--json` puts one machine-readable object on
-stdout. Every user-facing problem is a `GenrecError` printed as one line with exit code 2.
+Results (tables, listings, `--json` objects) go to stdout, messages, progress and warnings to
+stderr, as shell tools do: `genrec-bench report > board.txt` and `genrec-bench models | grep tiger`
+work. Every user-facing problem is a `GenrecError` printed as one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)  # messages, progress, warnings
-results_out = Console()  # results: tables and listings, so `genrec-bench models | grep` works
+PIPE_WIDTH = 100_000  # into a pipe or a file a table prints whole: a row folded at 80 columns is lost to grep
+
+
+def results_out() -> Console:
+    """The console for results, on stdout: tables fold to a terminal's width, but into a pipe or a file
+    (unless COLUMNS says otherwise) they print at full width. Decided per call, since stdout may be
+    redirected after import."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=PIPE_WIDTH if piped else None)
+
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Registered dataset name (see `datasets`).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Any interaction file (.txt/.csv/.tsv/.parquet/.inter).")]
@@ -85,7 +95,7 @@ def datasets(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(escape(str(r["name"])), escape(str(r["format"])), "yes" if r["available"] else "no",
                       escape(str(r["description"])), escape(str(r["path"])))
-    results_out.print(table)
+    results_out().print(table)
 
 
 @app.command()
@@ -115,7 +125,7 @@ def models(
             keys += f"; decoding: {', '.join(r.decode_keys)}"
         table.add_row(escape(r.name), escape(origin), escape(r.target),
                       f"[red]{escape(r.error)}[/red]" if r.error else escape(keys))
-    results_out.print(table)
+    results_out().print(table)
     for problem in problems:
         err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
 
@@ -275,7 +285,7 @@ def eval_(
                                                   f"{len(record['users'])} users)"))
     for name, value in record["metrics"].items():
         table.add_row(name, f"{value:.4f}")
-    results_out.print(table)
+    results_out().print(table)
     err.print(f"record: {path}")
 
 
@@ -286,23 +296,27 @@ def recommend(
     k: Annotated[int, typer.Option("--k", help="How many items.")] = 10,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
     decode: DecodeOpt = None,
+    skip_unknown: Annotated[bool, typer.Option(
+        "--skip-unknown", help="Drop history ids the run does not know (a warning names them) instead of failing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Top-k next items for one history of raw item ids.
+    """Top-k next items for one history of raw item ids, as a table (rank, item, score) on stdout.
 
-    Example: genrec-bench recommend --run runs/sasrec --history "12 7 33" --k 5 --json
+    Examples: genrec-bench recommend --run runs/sasrec --history "12 7 33" --k 5;
+    genrec-bench recommend --run runs/sasrec --history "12 7 new-item" --skip-unknown --json
     """
     from genrec_bench.decode_options import parse_decode
     from genrec_bench.pipeline import recommend_raw
 
-    items = recommend_raw(run, history.split(), k, device, parse_decode(decode or []))
+    items = recommend_raw(run, history.split(), k, device, parse_decode(decode or []), skip_unknown)
     if as_json:
         _emit_json({"items": items})
         return
     table = Table("rank", "item", "score")
     for i, row in enumerate(items, 1):
         table.add_row(str(i), escape(row["item"]), f"{row['score']:.4f}")
-    results_out.print(table)
+    results_out().print(table)
 
 
 @app.command()
@@ -336,7 +350,7 @@ def report(
         atomic_write_bytes(out, text.encode())
         err.print(f"wrote {escape(str(out))}")
     elif fmt == "table":
-        results_out.print(text)
+        results_out().print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -391,7 +405,7 @@ def compare(
         for r in rows:
             table.add_row(r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
                           f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_value:.3g}")
-        results_out.print(table)
+        results_out().print(table)
         if gate:
             colour = "red" if gate["worse"] else "green"
             err.print(f"[{colour}]{escape(gate['verdict'])}[/{colour}]", highlight=False)
@@ -441,7 +455,7 @@ def bench(
     records = [r for r in records if r.suite == spec.name]
     text = render(leaderboard(records, load_references()), report_fmt)
     if report_fmt == "table":
-        results_out.print(text)
+        results_out().print(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 

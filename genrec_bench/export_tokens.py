@@ -18,7 +18,7 @@ from genrec_bench.items.semantic_ids import format_health
 from genrec_bench.items.tokenizer import ItemTokenizer
 from genrec_bench.models.registry import create_backend
 from genrec_bench.pipeline import DataSource, load_split
-from genrec_bench.runtime import set_threads
+from genrec_bench.runtime import set_threads, warn_oversubscribed
 
 
 def tokenize(model: str, source: DataSource, cfg: RunConfig, out: Path, tree_out: Path | None = None
@@ -29,6 +29,7 @@ def tokenize(model: str, source: DataSource, cfg: RunConfig, out: Path, tree_out
         raise GenrecError(f"model '{model}' has no semantic ids to write; tokenize works for models that "
                           "tokenise their items (tiger, liger, mindrec, rpg)")
     set_threads(cfg.train.num_threads)
+    warn_oversubscribed()  # k-means runs on torch's threads
     data = load_split(source, cfg)
     tokens = backend.item_tokens(data)
     if tree_out is not None and tokens.tree is None:

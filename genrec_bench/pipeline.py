@@ -8,6 +8,7 @@ the split from the recorded data source and refuses to go on if its fingerprint 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -189,18 +190,24 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
 
 
 def recommend_raw(run: Path, history: list[str], k: int = 10, device: str = "auto",
-                  decode: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Raw item ids in, raw ids and scores out; unknown ids are an error, not silently dropped."""
+                  decode: dict[str, Any] | None = None, skip_unknown: bool = False) -> list[dict[str, Any]]:
+    """Raw item ids in, raw ids and scores out. Unknown ids are an error, unless `skip_unknown`: then
+    they are dropped with a warning naming them (a serving history often holds items newer than the run)."""
     info, backend, data = open_run(run, device, decode)
     if k < 1 or k > data.n_items:
         raise GenrecError(f"--k must be between 1 and the catalogue size {data.n_items}, got {k}")
     index = {raw: i for i, raw in enumerate(data.item_ids.tolist())}
     unknown = [h for h in history if h not in index]
-    if unknown:
+    if unknown and not skip_unknown:
         raise GenrecError(f"unknown item id(s) in --history: {', '.join(unknown[:5])}; ids must be raw item ids "
-                          f"of dataset '{info['dataset']}' (e.g. {', '.join(data.item_ids[:3].tolist())})")
+                          f"of dataset '{info['dataset']}' (e.g. {', '.join(data.item_ids[:3].tolist())}), "
+                          "or pass --skip-unknown to drop them")
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        print(f"warning: dropped {len(unknown)} item id(s) the run does not know: {shown}", file=sys.stderr)
+        history = [h for h in history if h in index]
     if not history:
-        raise GenrecError("--history is empty; give at least one item id")
+        raise GenrecError("--history is empty; give at least one item id the run knows")
     length = data.config.max_history
     hist = [index[h] for h in history][-length:]
     row = torch.full((1, length), -1, dtype=torch.int64)

@@ -34,9 +34,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def set_threads(n: int) -> None:
-    """Set torch's intra-op threads (0 = torch's default) and warn when they would oversubscribe the cores."""
+    """Set torch's intra-op threads (0 = torch's default)."""
     if n > 0:
         torch.set_num_threads(n)
+
+
+def warn_oversubscribed() -> None:
+    """Warn on stderr when torch's threads would oversubscribe the cores; called where torch trains, so a
+    model without torch work (popularity) never shows it."""
     busy = busy_threads()
     warning = None if busy is None else oversubscription(torch.get_num_threads(), busy, os.cpu_count() or 1)
     if warning:

@@ -26,7 +26,7 @@ from genrec_bench.api import FitReport
 from genrec_bench.config import TrainConfig
 from genrec_bench.errors import GenrecError, Interrupted
 from genrec_bench.progress import progress_bar
-from genrec_bench.runtime import atomic_torch_save, is_main_process, rank_and_world
+from genrec_bench.runtime import atomic_torch_save, is_main_process, rank_and_world, warn_oversubscribed
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -114,6 +114,8 @@ def train(
     or the last epoch's (`keep = "last"`)."""
     module = trainable.module.to(device)
     rank, world = rank_and_world()
+    if device.type == "cpu" and is_main_process():
+        warn_oversubscribed()
     model: nn.Module = module
     if world > 1:
         model = nn.parallel.DistributedDataParallel(module)
