@@ -325,11 +325,16 @@ def report(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|html|json.")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
     references: Annotated[bool, typer.Option(help="Show published reference rows.")] = True,
+    slices: Annotated[bool, typer.Option(
+        "--slices", help="After each board, its in-set and cold-start boards: users whose test target does / "
+                         "does not occur in training. Records made before the slice was recorded are rebuilt "
+                         "from their registered dataset.")] = False,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Leaderboard of every run record, per dataset and split fingerprint.
 
     Examples: genrec-bench report;  genrec-bench report -f markdown >> "$GITHUB_STEP_SUMMARY";
-    genrec-bench report -f html -o reports/leaderboard.html
+    genrec-bench report -f html -o reports/leaderboard.html;  genrec-bench report --slices
     """
     from genrec_bench.report import leaderboard, load_references, render
     from genrec_bench.results import load_records, results_dir
@@ -338,6 +343,10 @@ def report(
         raise GenrecError(f"--format must be table, markdown, html or json, got {fmt!r}")
     records, warnings = load_records(results_dir(results))
     _warn(warnings)
+    if slices:
+        from genrec_bench.slices import ColdStartLookup, with_slices
+
+        records = with_slices(records, ColdStartLookup(data_dir))
     boards = leaderboard(records, load_references() if references else None)
     text = render(boards, fmt)
     if out is not None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from genrec_bench.api import Backend, FitReport
@@ -36,6 +37,7 @@ from genrec_bench.runtime import (
     seed_everything,
     set_threads,
 )
+from genrec_bench.slices import cold_start_users
 
 RUN_SCHEMA = 1
 RUN_FILE = "run.json"
@@ -178,6 +180,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     start = time.perf_counter()
     users, ranks, lengths = rank_lists(backend, data, split, max(ks), users=users, batch_size=cfg.eval.batch_size)
     seconds = time.perf_counter() - start
+    cold = cold_start_users(data, split, np.sort(users))
     return {
         "run_id": info["run_id"], "model": info["model"], "dataset": info["dataset"], "split": split,
         "fingerprint": info["fingerprint"], "seed": info["seed"], "ks": list(ks), "metrics": summarise(ranks, ks),
@@ -185,7 +188,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
         "config": info["config"], "label": label or info["model"],
         "fit": info.get("fit", {}), "eval_seconds": seconds, "users_per_second": len(users) / max(seconds, 1e-9),
         "env": collect_env(str(resolve_device(device))) | {"train_env": info.get("env", {})}, "suite": suite,
-        "created": _now(),
+        "created": _now(), "cold_users": cold.tolist(),
     }
 
 

@@ -61,6 +61,7 @@ class RunRecord:
     short_lists: dict = field(default_factory=dict)  # {"k": users whose list had fewer than k items}; {} = unknown
     created: str = ""  # ISO 8601, UTC
     schema: int = SCHEMA_VERSION
+    cold_users: list[int] | None = None  # users whose target never occurs in training; None = not recorded
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -154,6 +155,7 @@ _FIELD_CHECKS = {
     "suite": lambda v: isinstance(v, str),
     "short_lists": lambda v: isinstance(v, dict) and all(map(_is_int, v.values())),
     "created": lambda v: isinstance(v, str), "schema": _is_int,
+    "cold_users": lambda v: v is None or _int_list(v),
 }
 
 

@@ -1,0 +1,83 @@
+"""In-set and cold-start slices of an evaluation: LIGER-style methods claim their gain on test
+targets the model never saw in training, so a leaderboard must be able to show that slice alone.
+
+A user is *cold-start* when the item they interact with next (the split's target) has no
+interaction in the training part of any sequence; every other user is *in-set*.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from genrec_bench.data.split import Split, SplitData
+from genrec_bench.errors import GenrecError
+from genrec_bench.metrics import summarise
+from genrec_bench.results import RunRecord
+
+SLICES = ("in-set", "cold-start")
+
+
+def cold_start_users(data: SplitData, split: Split, users: np.ndarray) -> np.ndarray:
+    """The users among `users` (sorted, int64) whose `split` target never occurs in training."""
+    _, targets = data.eval_arrays(split, 1, users)
+    return np.sort(users[data.train_counts()[targets] == 0]).astype(np.int64)
+
+
+def slice_record(rec: RunRecord, cold: np.ndarray, which: str) -> RunRecord:
+    """`rec` restricted to one slice's users, its metrics recomputed, its dataset named by the slice
+    so that `leaderboard` puts the slice on a board of its own."""
+    if which not in SLICES:
+        raise GenrecError(f"unknown slice '{which}'; choose one of {', '.join(SLICES)}")
+    users = np.asarray(rec.users, dtype=np.int64)
+    ranks = np.asarray(rec.ranks, dtype=np.int64)
+    keep = np.isin(users, cold) == (which == "cold-start")
+    return dataclasses.replace(rec, dataset=f"{rec.dataset} · {which}", users=users[keep].tolist(),
+                               ranks=ranks[keep].tolist(), metrics=summarise(ranks[keep], tuple(rec.ks)))
+
+
+class ColdStartLookup:
+    """Cold-start users of records that predate the recorded `cold_users`, rebuilt from their
+    registered dataset and data config; the fingerprint check makes sure it is the same split."""
+
+    def __init__(self, data_dir: Path | None = None):
+        self.data_dir = data_dir
+        self._splits: dict[str, SplitData] = {}
+
+    def __call__(self, rec: RunRecord) -> np.ndarray:
+        if rec.cold_users is not None:
+            return np.asarray(rec.cold_users, dtype=np.int64)
+        data = self._split(rec)
+        return cold_start_users(data, rec.split, np.unique(np.asarray(rec.users, dtype=np.int64)))  # type: ignore[arg-type]
+
+    def _split(self, rec: RunRecord) -> SplitData:
+        from genrec_bench.config import run_config_from_dict
+        from genrec_bench.data.registry import load_dataset
+        from genrec_bench.data.split import make_split
+
+        if rec.fingerprint not in self._splits:
+            cfg = run_config_from_dict({"data": rec.config.get("data", {})}, f"record {rec.run_id}")
+            try:
+                data = make_split(load_dataset(rec.dataset, self.data_dir), cfg.data, rec.dataset)
+            except GenrecError as exc:
+                raise GenrecError(f"record {rec.run_id} has no cold-start users recorded and its dataset "
+                                  f"cannot be rebuilt ({exc}); evaluate the run again") from exc
+            if data.fingerprint != rec.fingerprint:
+                raise GenrecError(f"record {rec.run_id}: the rebuilt {rec.dataset} split has fingerprint "
+                                  f"{data.fingerprint}, the record {rec.fingerprint}; evaluate the run again")
+            self._splits[rec.fingerprint] = data
+        return self._splits[rec.fingerprint]
+
+
+def with_slices(records: list[RunRecord], lookup: ColdStartLookup) -> list[RunRecord]:
+    """Every record, then its in-set and its cold-start slice (a slice no user falls in is left out)."""
+    out = list(records)
+    for rec in records:
+        cold = lookup(rec)
+        for which in SLICES:
+            part = slice_record(rec, cold, which)
+            if part.users:
+                out.append(part)
+    return out
