@@ -187,7 +187,7 @@ def write_record(rec: RunRecord, root: Path) -> Path:
         path = root / f"{stem[:80]}-{uuid.uuid4().hex[:12]}.json"
         if not path.exists():
             break
-    atomic_write_bytes(path, _dumps(rec.to_dict()).encode())
+    atomic_write_bytes(path, dumps_record(rec.to_dict()).encode())
     return path
 
 
@@ -197,9 +197,9 @@ def store_record(evaluation: dict[str, Any], root: Path) -> Path:
     return write_record(RunRecord(**evaluation), root)
 
 
-def _dumps(obj: dict[str, Any]) -> str:
+def dumps_record(obj: dict[str, Any]) -> str:
     """Indented JSON for reading by eye, with the long per-user arrays kept on one line each."""
-    arrays = {name: obj.pop(name) for name in ("ranks", "users")}
+    arrays = {name: obj.pop(name) for name in ("ranks", "users", "cold_users") if name in obj}
     head = json.dumps(obj, indent=2, sort_keys=True)
     tail = "".join(f',\n  "{name}": {json.dumps(v, separators=(",", ":"))}' for name, v in arrays.items())
     return head[: head.rindex("}")].rstrip() + tail + "\n}\n"
@@ -212,10 +212,10 @@ def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
     folders `bench` keeps beside the records (`runs/`, `locks/`). Records come back in
     file-name order so reports built from them are deterministic.
     """
-    return _load_files(_record_files(Path(root)))
+    return _load_files(record_files(Path(root)))
 
 
-def _record_files(root: Path) -> list[Path]:
+def record_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return [p for p in sorted(root.rglob("*.json"))
@@ -252,7 +252,7 @@ def find_record(ref: str, root: Path) -> RunRecord:
         return records[0]
     found: list[tuple[Path, RunRecord]] = []
     ids: set[str] = set()
-    for file in _record_files(Path(root)):
+    for file in record_files(Path(root)):
         for rec in _load_files([file])[0]:
             ids.add(rec.run_id)
             if rec.run_id == ref:

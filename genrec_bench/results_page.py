@@ -29,7 +29,9 @@ from genrec_bench.report import (
     markdown_board,
     metric_title,
 )
+from genrec_bench.report.cells import md_escape
 from genrec_bench.results import RunRecord, load_records
+from genrec_bench.slices import slice_summary
 
 RECORDS = Path("benchmarks/results")
 SUMMARY_DATASET = "beauty"
@@ -63,10 +65,33 @@ class Pages:
 
 def build(records: list[RunRecord], source: str = str(RECORDS)) -> Pages:
     boards = leaderboard(records, load_references())
-    return Pages(results_page(boards, source), beauty_summary(boards), reproduce_commands(boards, records))
+    return Pages(results_page(boards, source, records), beauty_summary(boards), reproduce_commands(boards, records))
 
 
-def results_page(boards: list[DatasetBoard], source: str) -> str:
+def cold_start_section(board: DatasetBoard, records: list[RunRecord]) -> list[str]:
+    """Markdown lines: the board's rows on its in-set and cold-start users, for the records that
+    recorded them (`python -m genrec_bench.slices benchmarks/results DATASET` fills in older ones)."""
+    key = (board.dataset, board.split, board.fingerprint)
+    mine = [r for r in records if (r.dataset, r.split, r.fingerprint) == key]
+    rows = {label: row for label, *row in slice_summary(mine)}
+    if not rows:
+        return []
+    order = [r.label for r in board.rows if r.label in rows]
+    warm_n, cold_n = rows[order[0]][0], rows[order[0]][1]
+    out = [f"### {board.dataset}: in-set and cold-start users", "",
+           f"Cold-start users are those whose test target never occurs in training ({cold_n:,} of "
+           f"{warm_n + cold_n:,} here); `genrec-bench report --slices` gives both slices with intervals and "
+           "paired tests.", "",
+           "| model | in-set Hit@10 | in-set NDCG@10 | cold-start Hit@10 | cold-start NDCG@10 |",
+           "|---|---:|---:|---:|---:|"]
+    for label in order:
+        _, _, warm, cold = rows[label]
+        out.append(f"| {md_escape(label)} | {warm['hit@10']:.4f} | {warm['ndcg@10']:.4f} | {cold['hit@10']:.4f} "
+                   f"| {cold['ndcg@10']:.4f} |")
+    return out + [""]
+
+
+def results_page(boards: list[DatasetBoard], source: str, records: list[RunRecord] | None = None) -> str:
     out = [RESULTS_INTRO, ""]
     if not boards:
         out += [f"_No run records in `{source}`._", ""]
@@ -76,6 +101,7 @@ def results_page(boards: list[DatasetBoard], source: str) -> str:
         out += [f"## {board.title}", ""]
         out += [f"> {n}" for n in board.notes] + ([""] if board.notes else [])
         out += markdown_board(board)
+        out += cold_start_section(board, records or [])
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -8,6 +8,8 @@ interaction in the training part of any sequence; every other user is *in-set*.
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ import numpy as np
 from genrec_bench.data.split import Split, SplitData
 from genrec_bench.errors import GenrecError
 from genrec_bench.metrics import summarise
-from genrec_bench.results import RunRecord
+from genrec_bench.results import RunRecord, dumps_record, record_files
+from genrec_bench.runtime import atomic_write_bytes
 
 SLICES = ("in-set", "cold-start")
 
@@ -81,3 +84,38 @@ def with_slices(records: list[RunRecord], lookup: ColdStartLookup) -> list[RunRe
             if part.users:
                 out.append(part)
     return out
+
+
+def slice_summary(records: list[RunRecord], metrics: tuple[str, ...] = ("hit@10", "ndcg@10")
+                  ) -> list[tuple[str, int, int, dict[str, float], dict[str, float]]]:
+    """(label, in-set users, cold-start users, in-set metrics, cold-start metrics) per label, the
+    metrics averaged over its seeds; only records with recorded cold-start users take part."""
+    by_label: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        if rec.cold_users is not None:
+            by_label.setdefault(rec.label, []).append(rec)
+    rows = []
+    for label, runs in by_label.items():
+        parts = {w: [slice_record(r, np.asarray(r.cold_users, dtype=np.int64), w) for r in runs] for w in SLICES}
+        means = {w: {m: float(np.mean([p.metrics[m] for p in parts[w]])) for m in metrics} for w in SLICES}
+        rows.append((label, len(parts["in-set"][0].users), len(parts["cold-start"][0].users),
+                     means["in-set"], means["cold-start"]))
+    return rows
+
+
+def backfill(root: Path, dataset: str, data_dir: Path | None = None) -> int:
+    """Write the cold-start users into every record of `dataset` under `root` that lacks them; the
+    split is rebuilt from the registered dataset and checked by fingerprint. Returns how many changed."""
+    lookup, changed = ColdStartLookup(data_dir), 0
+    for path in record_files(root):
+        rec = RunRecord.from_dict(json.loads(path.read_text()))
+        if rec.dataset != dataset or rec.cold_users is not None:
+            continue
+        rec.cold_users = lookup(rec).tolist()
+        atomic_write_bytes(path, dumps_record(rec.to_dict()).encode())
+        changed += 1
+    return changed
+
+
+if __name__ == "__main__":  # python -m genrec_bench.slices RESULTS_DIR DATASET
+    print(f"recorded cold-start users in {backfill(Path(sys.argv[1]), sys.argv[2])} record(s)", file=sys.stderr)

@@ -97,3 +97,22 @@ def test_eval_records_carry_their_cold_start_users(seq_file, tmp_path, capsys, m
     code, out, err = run_cli(["report", "--slices", "-f", "markdown"], capsys, monkeypatch)
     assert code == 0, err
     assert "in-set" in out
+
+
+def test_backfill_rebuilds_the_split_of_an_older_record(tmp_path):
+    from genrec_bench.config import RunConfig
+    from genrec_bench.pipeline import DataSource, load_split
+    from genrec_bench.results import write_record
+    from genrec_bench.slices import backfill
+
+    cfg = RunConfig()
+    data = load_split(DataSource(dataset="beauty"), cfg)  # embedded: present on every machine
+    users = np.arange(0, data.n_users, 7)
+    rec = RunRecord(run_id="old", model="popularity", dataset="beauty", split="test", fingerprint=data.fingerprint,
+                    seed=0, ks=[10], metrics={}, users=users.tolist(), ranks=[0] * len(users),
+                    config={"data": {"kcore": cfg.data.kcore}})
+    path = write_record(rec, tmp_path)
+    assert backfill(tmp_path, "beauty") == 1 and backfill(tmp_path, "beauty") == 0  # once, then nothing to do
+    stored = RunRecord.from_dict(json.loads(path.read_text()))
+    assert stored.cold_users == cold_start_users(data, "test", users).tolist()
+    assert stored.cold_users and set(stored.cold_users) <= set(users.tolist())
