@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from genrec_bench.config import current_names
+from genrec_bench.config import current_names, from_dict
 from genrec_bench.runtime import atomic_torch_save, atomic_write_json
 
 
@@ -33,5 +33,7 @@ def load_backend(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def stored_config(config_cls: type, stored: dict[str, Any], legacy: dict[str, Any]) -> Any:
     """`config_cls` from a saved config: keys it lacks take their `legacy` values (what runs saved
-    before those keys existed were trained with), and earlier key names are read as today's."""
-    return config_cls(**(legacy | current_names(config_cls, stored, "model", "backend.json")))
+    before those keys existed were trained with), and earlier key names are read as today's; JSON
+    lists become the tuples the config declares, as in a TOML config."""
+    return from_dict(config_cls, legacy | current_names(config_cls, stored, "model", "backend.json"), "model",
+                     "backend.json")

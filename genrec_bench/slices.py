@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genrec_bench.data.split import Split, SplitData
+from genrec_bench.config import run_config_from_dict
+from genrec_bench.data.registry import load_dataset
+from genrec_bench.data.split import Split, SplitData, make_split
 from genrec_bench.errors import GenrecError
 from genrec_bench.metrics import summarise
 from genrec_bench.results import RunRecord, dumps_record, record_files
@@ -56,10 +58,6 @@ class ColdStartLookup:
         return cold_start_users(data, rec.split, np.unique(np.asarray(rec.users, dtype=np.int64)))  # type: ignore[arg-type]
 
     def _split(self, rec: RunRecord) -> SplitData:
-        from genrec_bench.config import run_config_from_dict
-        from genrec_bench.data.registry import load_dataset
-        from genrec_bench.data.split import make_split
-
         if rec.fingerprint not in self._splits:
             cfg = run_config_from_dict({"data": rec.config.get("data", {})}, f"record {rec.run_id}")
             try:

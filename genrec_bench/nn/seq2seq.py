@@ -233,10 +233,12 @@ class Seq2SeqNet(nn.Module):
         """Teacher-forced cross-entropy of the target items' token sequences."""
         return self.token_loss(hist_bh, target_b)[0]
 
-    def token_loss(self, hist_bh: torch.Tensor, target_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_loss(self, hist_bh: torch.Tensor, target_b: torch.Tensor,
+                   encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(`forward`'s cross-entropy, the decoder states [B, L, d] that predict each level's code), so a
-        subclass can add a loss on the states without running the decoder twice."""
-        enc_bsd, mask_bs = self.encode(hist_bh)
+        subclass can add a loss on the states without running the decoder twice; `encoded` is
+        `encode(hist_bh)` when the caller already ran the encoder."""
+        enc_bsd, mask_bs = encoded if encoded is not None else self.encode(hist_bh)
         labels_bl = self.item_tokens[target_b]
         hidden_bld = self.t5.decoder(input_ids=self.t5._shift_right(labels_bl), encoder_hidden_states=enc_bsd,
                                      encoder_attention_mask=mask_bs).last_hidden_state * self.scale_out
@@ -282,6 +284,7 @@ class FastDecoder:
         self.heads, self.d_kv = cfg.num_heads, cfg.d_kv
         self.scale_out = net.scale_out
         self.last_hidden: torch.Tensor | None = None  # [B*W, d] decoder state of the latest step (`item_head`)
+        self.enc_last = enc_bsd[:, -1]  # [B, d] encoder state at the last (left-padded) history position
         self.tables = net.node_tables() if net.item_out is not None else None
         b, s, _ = enc_bsd.shape
         neg = torch.finfo(enc_bsd.dtype).min
