@@ -51,6 +51,13 @@ The `id table` column names the semantic-ID table a row ranked with: a digest fo
 package ships (`genrec_bench/data/tables/`), `letter` for LETTER's published file, `unshipped`
 for a table k-means built on the training machine. The Beauty rkmeans records predate the shipped
 table: they used table `d7fc2eed6a4d`, which k-means no longer rebuilds on current CPUs.
+
+RPG rows labelled `official recipe, CPU budget` run `benchmarks/configs/rpg-{beauty,sports,toys}.toml`:
+the official code's settings except width 128 (official 448), 20-item histories (official 50),
+20 or 50 epochs (official up to 150) with the warm-up at the official share of training, and OPQ
+codes from attribute + co-occurrence or collaborative vectors (official: text-embedding-3-large
+embeddings of item text, which the offline Amazon 2014 copy lacks). docs/experiments.md ("RPG at
+its official recipe") gives the measured cost of each departure.
 """
 
 
