@@ -1,7 +1,8 @@
 """The registry of backends: built-ins by name, installed plugins by entry point, module paths.
 
-A backend is found by name in three places, in this order: a module path `package.module:Class`
-(anything containing ':'), the built-in `REGISTRY`, and the entry-point group
+A backend is found by name in four places, in this order: a Cornac model `cornac:NAME` (the optional
+adapter in `genrec_bench.models.cornac`), a module path `package.module:Class` (anything else
+containing ':'), the built-in `REGISTRY`, and the entry-point group
 `genrec_bench.backends` of installed plugins. Plugins are imported only when named (or listed by
 `genrec-bench models`), so a broken one cannot break the built-ins or `--help`. A class is checked
 against the shape of the contract (`genrec_bench.api.Backend`) before any data is loaded.
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from genrec_bench.api import CONTRACT, Backend
 from genrec_bench.config import from_dict
 from genrec_bench.errors import GenrecError, did_you_mean
+from genrec_bench.models.cornac import cornac_target, is_cornac, require_cornac
 
 ENTRY_POINT_GROUP = "genrec_bench.backends"
 
@@ -87,7 +89,9 @@ def plugin_specs() -> tuple[list[BackendSpec], list[str]]:
 
 
 def backend_spec(name: str) -> BackendSpec:
-    """Resolve `name` (module path, built-in or entry point) without importing anything."""
+    """Resolve `name` (Cornac model, module path, built-in or entry point) without importing anything."""
+    if is_cornac(name):
+        return BackendSpec(name, cornac_target(name), "built-in")
     if ":" in name:
         module, _, attr = name.partition(":")
         if not module or not attr or ":" in attr:
@@ -113,6 +117,8 @@ def backend_class(name: str) -> type:
     Any exception a plugin raises while importing becomes a one-line `GenrecError` naming it.
     """
     spec = backend_spec(name)
+    if is_cornac(name):
+        require_cornac(name)
     module_name, _, attr = spec.target.partition(":")
     try:
         module = importlib.import_module(module_name)
