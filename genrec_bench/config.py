@@ -28,9 +28,13 @@ class DataConfig:
     max_history: int = 20
     min_interactions: int = 3
     exclude_seen: bool = False
+    # Keep only the first `max_users` users (file order) after filtering, with the whole catalogue:
+    # the MindRec reference code's population (limit_user_num = 5000). 0 = every user.
+    max_users: int = 0
 
     def __post_init__(self) -> None:
         check_key(self.kcore >= 0, "data.kcore", "an integer >= 0", self.kcore)
+        check_key(self.max_users >= 0, "data.max_users", "an integer >= 0 (0 = every user)", self.max_users)
         check_key(self.max_history >= 1, "data.max_history", "an integer >= 1", self.max_history)
         check_key(self.min_interactions >= 3, "data.min_interactions", "an integer >= 3", self.min_interactions)
 

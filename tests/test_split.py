@@ -124,3 +124,27 @@ def test_validation_users_fixed_random_sample_or_file_order(tmp_path):
     assert validation_users(data, TrainConfig(valid_users=10, valid_sample="first")).tolist() == list(range(10))
     assert validation_users(data, TrainConfig(valid_users=0)).tolist() == list(range(40))
     assert validation_users(data, TrainConfig(valid_users=99)).tolist() == list(range(40))
+
+
+def test_max_users_keeps_the_first_users_and_the_whole_catalogue(tmp_path):
+    """The MindRec reference population: the first users in file order, every item still rankable."""
+    import polars as pl
+
+    from genrec_bench.config import DataConfig
+    from genrec_bench.data.loaders import Interactions, ItemMeta
+    from genrec_bench.data.split import make_split
+
+    rows = [(f"u{u}", f"i{(3 * u + j) % 17}", float(j)) for u in range(8) for j in range(5)]
+    frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Float64},
+                         orient="row").with_row_index("row")
+    (tmp_path / "f.txt").write_text("x\n")
+    inter = Interactions(frame=frame.select("user_id", "item_id", "timestamp", "row"), meta=ItemMeta(),
+                         source=tmp_path / "f.txt")
+    full = make_split(inter, DataConfig(kcore=0), "t")
+    first = make_split(inter, DataConfig(kcore=0, max_users=3), "t")
+    assert first.user_ids.tolist() == ["u0", "u1", "u2"] and first.n_items == full.n_items
+    for u in range(3):
+        assert full.sequence(u).tolist() == first.sequence(u).tolist()
+    assert first.fingerprint != full.fingerprint
+    assert make_split(inter, DataConfig(kcore=0, max_users=3), "t").fingerprint == first.fingerprint
+    assert make_split(inter, DataConfig(kcore=0, max_users=0), "t").fingerprint == full.fingerprint

@@ -123,6 +123,8 @@ def fingerprint(inter: Interactions, cfg: DataConfig) -> str:
     split_keys = {k: v for k, v in asdict(cfg).items() if k in ("kcore", "min_interactions")}
     if cfg.exclude_seen:  # another ranking protocol: its numbers must never share a table with the default's
         split_keys["exclude_seen"] = True
+    if cfg.max_users:  # another population: likewise its own tables
+        split_keys["max_users"] = cfg.max_users
     digest.update(json.dumps(split_keys, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -139,6 +141,8 @@ def make_split(inter: Interactions, cfg: DataConfig, name: str) -> SplitData:
     # First appearance in the file decides indices; ties in time keep file order.
     users = frame.select("user_id").unique(maintain_order=True).with_row_index("uidx")
     items = frame.select("item_id").unique(maintain_order=True).with_row_index("iidx")
+    if cfg.max_users:  # the first users only; the items (indexed above) stay the whole catalogue
+        users = users.head(cfg.max_users)
     ordered = (
         frame.join(users, on="user_id").join(items, on="item_id")
         .sort(["uidx", "timestamp", "row"])
