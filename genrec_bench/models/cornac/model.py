@@ -193,31 +193,15 @@ TEST_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-class CornacSASRec(CornacBackend):
-    name: ClassVar[str] = "cornac-sasrec"
-    cornac_model: ClassVar[str] = "SASRec"
+def adapter(model: str) -> type[CornacBackend]:
+    """The backend class of one Cornac model: `cornac:NAME` resolves to `Cornac<NAME>` here."""
+    return type(f"Cornac{model}", (CornacBackend,), {"name": f"cornac-{model.lower()}", "cornac_model": model,
+                                                      "__module__": __name__})
 
 
-class CornacBERT4Rec(CornacBackend):
-    name: ClassVar[str] = "cornac-bert4rec"
-    cornac_model: ClassVar[str] = "BERT4Rec"
-
-
-class CornacGRU4Rec(CornacBackend):
-    name: ClassVar[str] = "cornac-gru4rec"
-    cornac_model: ClassVar[str] = "GRU4Rec"
-
-
-class CornacTIGER(CornacBackend):
-    name: ClassVar[str] = "cornac-tiger"
-    cornac_model: ClassVar[str] = "TIGER"
-
-
-class CornacRPG(CornacBackend):
-    name: ClassVar[str] = "cornac-rpg"
-    cornac_model: ClassVar[str] = "RPG"
-
-
-class CornacDiffGRM(CornacBackend):
-    name: ClassVar[str] = "cornac-diffgrm"
-    cornac_model: ClassVar[str] = "DiffGRM"
+CornacSASRec = adapter("SASRec")
+CornacBERT4Rec = adapter("BERT4Rec")
+CornacGRU4Rec = adapter("GRU4Rec")
+CornacTIGER = adapter("TIGER")
+CornacRPG = adapter("RPG")
+CornacDiffGRM = adapter("DiffGRM")
