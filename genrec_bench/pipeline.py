@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from genrec_bench.api import Backend, FitReport
@@ -180,7 +179,7 @@ def evaluate_run(run: Path, split: Split = "test", ks: tuple[int, ...] | None = 
     start = time.perf_counter()
     users, ranks, lengths = rank_lists(backend, data, split, max(ks), users=users, batch_size=cfg.eval.batch_size)
     seconds = time.perf_counter() - start
-    cold = cold_start_users(data, split, np.sort(users))
+    cold = cold_start_users(data, split, users)
     return {
         "run_id": info["run_id"], "model": info["model"], "dataset": info["dataset"], "split": split,
         "fingerprint": info["fingerprint"], "seed": info["seed"], "ks": list(ks), "metrics": summarise(ranks, ks),

@@ -26,7 +26,7 @@ SLICES = ("in-set", "cold-start")
 
 
 def cold_start_users(data: SplitData, split: Split, users: np.ndarray) -> np.ndarray:
-    """The users among `users` (sorted, int64) whose `split` target never occurs in training."""
+    """The users among `users` whose `split` target never occurs in training, sorted (int64)."""
     _, targets = data.eval_arrays(split, 1, users)
     return np.sort(users[data.train_counts()[targets] == 0]).astype(np.int64)
 
