@@ -76,6 +76,8 @@ class PathIndex:
     leaf_count: torch.Tensor  # [n_leaf, L, Vmax] int64: items under each leaf with token v at identifier l
     leaf_forced: torch.Tensor  # [n_leaf, L] the token every item under the leaf has at identifier l, -1 none
     id_tokens: torch.Tensor  # [N, L] identifier tokens of sorted items, offset by l * Vmax (scatter targets)
+    by_token: torch.Tensor  # [L, N] sorted indices grouped by (leaf, token at identifier l), ascending inside
+    by_start: torch.Tensor  # [n_leaf, L, Vmax] where each (leaf, l, token) group starts in by_token[l]
     width: int  # largest leaf size W
 
     @property
@@ -127,10 +129,17 @@ def build_path_index(paths: torch.Tensor, sizes: tuple[int, ...], depth: int) ->
     leaf_count = leaf_count.view(n_prefix, n_ids, vmax)
     top = leaf_count.max(dim=2)
     forced = torch.where(top.values == leaf_size[:, None], top.indices, -1)
+    # Items of one leaf holding token v at identifier l, listed contiguously: a child's item set after
+    # its first identifier commit is a slice, never a scan of the leaf.
+    group = prefix[None, :] * vmax + (id_tokens.T - torch.arange(n_ids)[:, None] * vmax)  # [L, N]
+    by_token = torch.sort(group, dim=1, stable=True).indices
+    counts = leaf_count.transpose(0, 1).reshape(n_ids, -1)  # [L, n_leaf * Vmax] in group order
+    by_start = (torch.cumsum(counts, dim=1) - counts).view(n_ids, n_prefix, vmax).transpose(0, 1).contiguous()
     return PathIndex(order=order, sorted_paths=sorted_paths, sizes=tuple(sizes), depth=depth,
                      child_allowed=tuple(allowed), child_next=tuple(nxt), leaf_lo=leaf_lo,
                      leaf_size=leaf_size, leaf_count=leaf_count, leaf_forced=forced,
-                     id_tokens=id_tokens, width=int(leaf_size.max()) if n else 0)
+                     id_tokens=id_tokens, by_token=by_token, by_start=by_start,
+                     width=int(leaf_size.max()) if n else 0)
 
 
 @dataclass(frozen=True)
@@ -159,16 +168,16 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def _beam_state(index: PathIndex, b: int, renormalise: bool, device: torch.device) -> dict[str, torch.Tensor]:
     """One live beam per user with an empty (fully masked) path; beams stay sorted best first."""
-    rows = torch.arange(index.width if index.depth == 0 else 0, device=device)  # no tree: root = only leaf
     st = {
         "tokens": torch.full((b, 1, index.n_positions), -1, dtype=torch.long, device=device),
         "score": torch.zeros(b, 1, device=device),
         "node": torch.zeros(b, 1, dtype=torch.long, device=device),  # prefix id; the leaf id once reached
-        "rows": rows.expand(b, 1, -1),  # [B, K, C] sorted indices of still-consistent items, -1 = none
+        # [B, K, C] sorted indices of still-consistent items, -1 = none; empty until the leaf is reached
+        "rows": torch.zeros(b, 1, 0, dtype=torch.long, device=device),
         "origin": torch.zeros(b, 1, dtype=torch.long, device=device),  # beam at the step's start
     }
-    if renormalise and index.depth == 0:
-        st["tokens"] = _close(index, st["tokens"], st["rows"], st["node"], at_leaf=True)
+    if index.depth == 0:  # no tree: the root is the only leaf
+        st = _enter_leaf(index, st, renormalise)
     return st
 
 
@@ -229,14 +238,14 @@ def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, vmax:
 
 
 def _owners(index: PathIndex, rows: torch.Tensor, cells: torch.Tensor, cand_bkpv: torch.Tensor,
-            stay_bk: torch.Tensor, disjoint: bool) -> torch.Tensor:
+            stay_bk: torch.Tensor) -> torch.Tensor:
     """[B, K*P*Vmax + K] bool: candidates that are the best (then the first) candidate holding some item.
 
     Candidate ids are (parent, position, token) moves in `cand_bkpv`'s layout, then one "stay" per
     parent (a complete beam carried over). Beam k's consistent item r is held by its child through
     every committable position p (the one with r's token there), or by its stay. An item may sit in
-    several beams, so the best holder is found over all beams of the user, unless the beams' item
-    sets are known to be `disjoint` (distinct leaves, before any identifier choice).
+    several beams, so the best holder is found over all beams of the user: per distinct (user, item)
+    pair, not over a [B, N] catalogue table.
     """
     b, k, p_len, vmax = cand_bkpv.shape
     c, depth, device = rows.shape[2], index.depth, rows.device
@@ -250,19 +259,51 @@ def _owners(index: PathIndex, rows: torch.Tensor, cells: torch.Tensor, cand_bkpv
     move = (parent * p_len + depth) * vmax + cell  # (parent, depth + l, v) in cand_bkpv's flat layout
     width = k * p_len * vmax + k
     cid = torch.where(arg < n_ids, move, k * p_len * vmax + parent)
-    win = (best > NEG) & (rows >= 0)
-    if not disjoint:
-        best = best.masked_fill(~win, NEG).flatten()
-        n = len(index.order)
-        item = (torch.arange(b, device=device)[:, None, None] * n + rows.clamp_min(0)).flatten()  # (user, item)
-        top = torch.full((b * n,), NEG, device=device).scatter_reduce_(0, item, best, "amax")
-        win = win.flatten() & (best == top[item])
-        cid = torch.where(win, cid.flatten(), width)
-        first = torch.full((b * n,), width, dtype=torch.long, device=device).scatter_reduce_(0, item, cid, "amin")
-        win = (win & (cid == first[item])).view(b, k, c)
-        cid = cid.view(b, k, c)
+    win = ((best > NEG) & (rows >= 0)).flatten()
+    best = best.masked_fill(~win.view(b, k, c), NEG).flatten()
+    pair = torch.arange(b, device=device)[:, None, None] * len(index.order) + rows.clamp_min(0)
+    _, pair = torch.unique(pair.flatten(), return_inverse=True)  # (user, item) -> dense id
+    top = torch.full((int(pair.max()) + 1 if len(pair) else 0,), NEG, device=device)
+    top = top.scatter_reduce_(0, pair, best, "amax")
+    win &= best == top[pair]
+    cid = torch.where(win, cid.flatten(), width)
+    first = torch.full_like(top, width, dtype=torch.long).scatter_reduce_(0, pair, cid, "amin")
+    win &= cid == first[pair]
     owners = torch.zeros(b, width + 1, dtype=torch.bool, device=device)
     return owners.scatter_(1, torch.where(win, cid, width).view(b, -1), True)[:, :width]
+
+
+def _leaf_items(index: PathIndex, node: torch.Tensor, live: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Packed (beam, sorted item) pairs of the live beams' leaves: beam ids into [B*K] and item rows [E]."""
+    device = node.device
+    size = torch.where(live, index.leaf_size.to(device)[node], 0).flatten()
+    beam = torch.repeat_interleave(torch.arange(len(size), device=device), size)
+    start = torch.cumsum(size, 0) - size
+    item = index.leaf_lo.to(device)[node].flatten()[beam] + torch.arange(len(beam), device=device) - start[beam]
+    return beam, item
+
+
+def _leaf_owners(index: PathIndex, node: torch.Tensor, live: torch.Tensor, cand_bkpv: torch.Tensor,
+                 stay_bk: torch.Tensor) -> torch.Tensor:
+    """`_owners` at the leaf step, over packed (beam, item) pairs: each beam holds a different leaf and
+    no identifier has been chosen, so an item's best holder is found within its own beam."""
+    b, k, p_len, vmax = cand_bkpv.shape
+    depth, device = index.depth, node.device
+    n_ids = p_len - depth
+    beam, item = _leaf_items(index, node, live)
+    cells = index.id_tokens.to(device)[item]  # [E, L]
+    flat = cand_bkpv[:, :, depth:].reshape(b * k, n_ids * vmax)
+    via = torch.cat([flat.flatten()[beam[:, None] * (n_ids * vmax) + cells],
+                     stay_bk.flatten()[beam][:, None]], dim=1)  # [E, L + 1]
+    best, arg = via.max(dim=1)  # ties: the first position
+    parent = beam % k
+    cell = torch.gather(cells, 1, arg.clamp_max(n_ids - 1)[:, None]).squeeze(1)
+    width = k * p_len * vmax + k
+    cid = torch.where(arg < n_ids, (parent * p_len + depth) * vmax + cell, k * p_len * vmax + parent)
+    cid = torch.where(best > NEG, cid, width)
+    owners = torch.zeros(b * (width + 1), dtype=torch.bool, device=device)
+    owners[beam // k * (width + 1) + cid] = True
+    return owners.view(b, width + 1)[:, :width]
 
 
 def _dedupe(keys: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -305,7 +346,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
         owners = cfg.merge_determined and sub >= index.depth
-        cells = _item_cells(index, st["rows"]) if owners or sub > index.depth else None
+        cells = _item_cells(index, st["rows"]) if sub > index.depth else None
         moves = _allowed(index, st, sub, cfg.order, gen, cells)
         allowed = moves.valid & moves.committable[..., None] & live[:, :, None, None]
         step_logp = _take(logp, st["origin"])
@@ -316,8 +357,9 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         stay_bk = st["score"].masked_fill(~done, NEG)
         cand = torch.cat([cand_bkpv.view(b, -1), stay_bk], dim=1)
         if owners:  # each owner holds an item no better candidate holds: owners are distinct item sets
-            disjoint = sub == index.depth  # one beam per leaf, no identifier chosen yet
-            cand = cand.masked_fill(~_owners(index, st["rows"], cells, cand_bkpv, stay_bk, disjoint), NEG)
+            held = (_leaf_owners(index, st["node"], live, cand_bkpv, stay_bk) if sub == index.depth
+                    else _owners(index, st["rows"], cells, cand_bkpv, stay_bk))
+            cand = cand.masked_fill(~held, NEG)
         # Pool: without owners a child state may repeat; the best beam*P leave room for the repeats.
         pool = beam if owners and not cfg.diversity else beam * p_len
         score, idx = torch.topk(cand, min(cand.shape[1], pool), dim=1)  # best first
@@ -325,7 +367,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         parent = torch.where(stay, idx - kc * p_len * vmax, idx // (p_len * vmax))
         pos = torch.where(stay, 0, idx % (p_len * vmax) // vmax)  # a stay re-commits position 0: no change
         tok = torch.where(stay, torch.gather(st["tokens"][:, :, 0], 1, parent), idx % vmax)
-        children = _advance(index, st, sub, parent, pos, tok, score, cfg.renormalise)
+        children = _advance(index, st, sub, parent, pos, tok, stay, score, cfg.renormalise)
         ok = score > NEG
         if not owners:
             # Inside a step, children of different step-start beams see different log-probs: not merged.
@@ -343,8 +385,9 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
 
 
 def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: torch.Tensor, pos: torch.Tensor,
-             tok: torch.Tensor, score: torch.Tensor, close: bool) -> dict[str, torch.Tensor]:
-    """Children [B, T] inherit their parent's state plus one committed (position, token).
+             tok: torch.Tensor, stay: torch.Tensor, score: torch.Tensor, close: bool) -> dict[str, torch.Tensor]:
+    """Children [B, T] inherit their parent's state plus one committed (position, token), or, where
+    `stay`, nothing (a complete parent carried over).
 
     With `close`, in the identifier phase every token the commitment forces is committed too.
     """
@@ -353,7 +396,8 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
     new = {"tokens": tokens, "score": score, "origin": _take(st["origin"], parent), "node": _take(st["node"], parent)}
     device = tokens.device
     if sub >= index.depth:
-        new["rows"] = _child_rows(index, st["rows"], parent, pos, tok)
+        new["rows"] = (_leaf_child_rows(index, new["node"], pos, tok, stay, score) if sub == index.depth
+                       else _child_rows(index, st["rows"], parent, pos, tok))
         if close:
             new["tokens"] = _close(index, tokens, new["rows"], new["node"], at_leaf=False)
         return new
@@ -364,16 +408,18 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
 
 
 def _enter_leaf(index: PathIndex, st: dict[str, torch.Tensor], close: bool) -> dict[str, torch.Tensor]:
-    """Kept beams that just reached their leaf: its contiguous range of sorted items as consistent rows,
-    and (with `close`) the leaf's forced identifier tokens committed.
+    """Kept beams that just reached their leaf, and (with `close`) the leaf's forced identifier tokens
+    committed.
 
-    Done after the keep, not for every candidate child: rows are [B, K, W] with W the largest leaf.
+    A leaf's items are its contiguous range of sorted items, so they are not listed: the leaf step
+    reads them as packed (beam, item) pairs (`_leaf_owners`) and as (leaf, token) slices
+    (`_leaf_child_rows`), never as a [B, K, W] block padded to the largest leaf. `rows` holds only
+    the item of a one-item leaf, which is then complete.
     """
     device = st["node"].device
     lo = index.leaf_lo.to(device)[st["node"]]
     size = index.leaf_size.to(device)[st["node"]]
-    arange = torch.arange(index.width, device=device)
-    st["rows"] = torch.where(arange < size[:, :, None], lo[:, :, None] + arange, -1)
+    st["rows"] = torch.where(size == 1, lo, -1)[:, :, None]
     if close:
         st["tokens"] = _close(index, st["tokens"], st["rows"], st["node"], at_leaf=True)
     return st
@@ -405,6 +451,22 @@ def _child_rows(index: PathIndex, rows: torch.Tensor, parent: torch.Tensor, pos:
     flat = index.sorted_paths.to(rows.device).flatten()
     code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # code of each row at `pos`
     return _compact(rows, (rows >= 0) & (code == tok[:, :, None]))
+
+
+def _leaf_child_rows(index: PathIndex, leaf: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
+                     stay: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """[B, T, C']: at the leaf step, the items of each child's leaf with `tok` at `pos` (a slice of
+    `by_token`), or its whole (one-item) leaf where it stays; none for dead children."""
+    device = leaf.device
+    ident = (pos - index.depth).clamp_min(0)
+    count = torch.where(stay, index.leaf_size.to(device)[leaf], index.leaf_count.to(device)[leaf, ident, tok])
+    count = torch.where(score > NEG, count, 0)
+    j = torch.arange(int(count.max()) if count.numel() else 0, device=device)
+    n = len(index.order)
+    start = index.by_start.to(device)[leaf, ident, tok]
+    sliced = index.by_token.to(device)[ident[..., None], (start[..., None] + j).clamp_max(n - 1)]
+    rows = torch.where(stay[..., None], index.leaf_lo.to(device)[leaf][..., None] + j, sliced)
+    return torch.where(j < count[..., None], rows, -1)
 
 
 def _compact(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
