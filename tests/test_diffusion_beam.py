@@ -257,3 +257,16 @@ def test_leaf_tables_count_items_and_name_forced_tokens() -> None:
     assert index.leaf_count[0].tolist() == [[1, 2, 0], [1, 0, 2]]
     assert index.leaf_count[1].tolist() == [[0, 0, 1], [0, 0, 1]]
     assert index.leaf_forced.tolist() == [[-1, -1], [2, 2]]  # leaf 1 holds one item: every token is forced
+
+
+@pytest.mark.parametrize("depth", [2, 0])
+def test_token_index_lists_each_leaf_token_group_as_one_ascending_slice(depth: int) -> None:
+    paths, sizes = toy_catalogue(depth)
+    index = build_path_index(paths, sizes, depth)
+    n_ids = len(sizes) - depth
+    for leaf, (lo, size) in enumerate(zip(index.leaf_lo.tolist(), index.leaf_size.tolist(), strict=True)):
+        for ident in range(n_ids):
+            for tok in range(max(sizes)):
+                start, count = int(index.by_start[leaf, ident, tok]), int(index.leaf_count[leaf, ident, tok])
+                want = [r for r in range(lo, lo + size) if index.sorted_paths[r, depth + ident] == tok]
+                assert index.by_token[ident, start : start + count].tolist() == want

@@ -10,13 +10,13 @@ identifier positions in a chosen order (confidence = "key tokens first", left_to
 Why an item index rather than a per-beam trie walk: items are sorted by path, so every category
 prefix is a contiguous range of sorted items. The category phase follows a dense
 prefix -> child table (the tree, restricted to nodes that hold items); once the leaf category is
-chosen, each beam keeps the list of sorted items still consistent with its committed tokens
-(first its leaf's range, of width W = the largest leaf; after each identifier commit only the
-matches, compacted), and the tokens allowed at a masked position are those some consistent item
-has there (a per-leaf table before the first identifier commit, one scatter afterwards). Every
-completed path is therefore a real item, and the cost is at most B*beam*W per sub-step (B*beam*N
-without a tree), shrinking fast as codes are committed. Scores are float32 sums of
-log-probabilities.
+chosen, a beam's items are its leaf's range, and the tokens allowed at the first identifier step
+come from per-leaf tables. After the first identifier commit each beam lists the sorted items still
+consistent with its committed tokens, packed: one flat list grouped by beam, no padding (a child's
+first list is a slice of a per-(leaf, identifier, token) index; later ones filter the parent's).
+The tokens allowed at a masked position are those some listed item has there (one scatter). Every
+completed path is therefore a real item, and a sub-step costs the number of listed items, which
+shrinks fast as codes are committed. Scores are float32 sums of log-probabilities.
 
 Renormalisation (`renormalise`, for models trained with a catalogue-constrained softmax): each
 committed token's log-probability is taken relative to the tokens its position may still hold
@@ -166,14 +166,20 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, idx.view(idx.shape + (1,) * (x.dim() - 2)).expand(shape))
 
 
+class Items(NamedTuple):
+    """The consistent items of every beam, packed: grouped by beam in [B*K] order (`count` per beam)."""
+
+    item: torch.Tensor  # [E] sorted item indices
+    cells: torch.Tensor  # [E, L] their identifier tokens, token v at identifier l as l * Vmax + v
+
+
 def _beam_state(index: PathIndex, b: int, renormalise: bool, device: torch.device) -> dict[str, torch.Tensor]:
     """One live beam per user with an empty (fully masked) path; beams stay sorted best first."""
     st = {
         "tokens": torch.full((b, 1, index.n_positions), -1, dtype=torch.long, device=device),
         "score": torch.zeros(b, 1, device=device),
         "node": torch.zeros(b, 1, dtype=torch.long, device=device),  # prefix id; the leaf id once reached
-        # [B, K, C] sorted indices of still-consistent items, -1 = none; empty until the leaf is reached
-        "rows": torch.zeros(b, 1, 0, dtype=torch.long, device=device),
+        "count": torch.zeros(b, 1, dtype=torch.long, device=device),  # consistent items, from the leaf on
         "origin": torch.zeros(b, 1, dtype=torch.long, device=device),  # beam at the step's start
     }
     if index.depth == 0:  # no tree: the root is the only leaf
@@ -188,16 +194,15 @@ class Moves(NamedTuple):
     committable: torch.Tensor  # [B, K, P] bool: masked positions the order lets the beam fill now
 
 
-def _item_cells(index: PathIndex, rows: torch.Tensor) -> torch.Tensor:
-    """[B, K, C, L] identifier tokens of each beam's consistent items, token v at identifier l as l*V + v
-    (rows of -1 read item 0: callers mask them). Gathered once per sub-step for `_allowed` and `_owners`."""
-    return index.id_tokens.to(rows.device)[rows.clamp_min(0)]
+def _beam_of(count: torch.Tensor) -> torch.Tensor:
+    """[E]: the flat beam (b * K + k) of each packed item."""
+    return torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count.flatten())
 
 
 def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator,
-             cells: torch.Tensor | None) -> Moves:
+             beam: torch.Tensor | None, items: Items | None) -> Moves:
     """The moves of every beam at sub-step `sub` (in the category phase only the next level's row is filled);
-    `cells` are `_item_cells` of the beams' rows, needed once an identifier has been chosen."""
+    after the leaf step, from the packed consistent `items` of each `beam`."""
     tokens = st["tokens"]
     b, k, p_len = tokens.shape
     vmax, device = index.vmax, tokens.device
@@ -208,12 +213,12 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
         committable[:, :, sub] = True
         return Moves(valid, committable)
     n_ids = p_len - index.depth
-    if sub == index.depth:  # no identifier choice made inside the leaf yet (forced ones keep its items): tables
+    if items is None:  # no identifier choice made inside the leaf yet (forced ones keep its items): tables
         held = index.leaf_count.to(device)[st["node"]] > 0
-    else:  # tokens of the still-consistent items: one scatter over the (small, compacted) sets
-        cells = cells.masked_fill((st["rows"] < 0)[..., None], n_ids * vmax).reshape(b * k, -1)  # spare column
-        held = torch.zeros(b * k, n_ids * vmax + 1, dtype=torch.bool, device=device).scatter_(1, cells, True)
-        held = held[:, :-1].view(b, k, n_ids, vmax)
+    else:  # tokens of the still-consistent items: one scatter over the packed sets
+        held = torch.zeros(b * k * n_ids * vmax, dtype=torch.bool, device=device)
+        held[beam[:, None] * (n_ids * vmax) + items.cells] = True
+        held = held.view(b, k, n_ids, vmax)
     valid = torch.cat([held.new_zeros(b, k, index.depth, vmax), held], dim=2)  # categories: nothing to commit
     masked = tokens[:, :, index.depth :] < 0  # [B, K, L]
     if order == "left_to_right":
@@ -237,72 +242,38 @@ def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, vmax:
     return out.view(b, k, p_len, vmax)
 
 
-def _owners(index: PathIndex, rows: torch.Tensor, cells: torch.Tensor, cand_bkpv: torch.Tensor,
-            stay_bk: torch.Tensor) -> torch.Tensor:
+def _owners(index: PathIndex, beam: torch.Tensor, items: Items, cand_bkpv: torch.Tensor, stay_bk: torch.Tensor,
+            disjoint: bool) -> torch.Tensor:
     """[B, K*P*Vmax + K] bool: candidates that are the best (then the first) candidate holding some item.
 
     Candidate ids are (parent, position, token) moves in `cand_bkpv`'s layout, then one "stay" per
     parent (a complete beam carried over). Beam k's consistent item r is held by its child through
     every committable position p (the one with r's token there), or by its stay. An item may sit in
-    several beams, so the best holder is found over all beams of the user: per distinct (user, item)
-    pair, not over a [B, N] catalogue table.
+    several beams, so the best holder is found over all beams of the user (per distinct (user, item)
+    pair), unless the beams' item sets are known to be `disjoint` (distinct leaves, before any
+    identifier choice).
     """
     b, k, p_len, vmax = cand_bkpv.shape
-    c, depth, device = rows.shape[2], index.depth, rows.device
+    depth, device = index.depth, cand_bkpv.device
     n_ids = p_len - depth
-    cells = cells.reshape(b, k, c * n_ids)
-    via = torch.gather(cand_bkpv[:, :, depth:].reshape(b, k, -1), 2, cells).view(b, k, c, n_ids)
-    via = torch.cat([via, stay_bk[:, :, None, None].expand(-1, -1, c, 1)], dim=3)  # [B, K, C, L + 1]
-    best, arg = via.max(dim=3)  # ties: the first position
-    parent = torch.arange(k, device=device)[None, :, None]
-    cell = torch.gather(cells.view(b, k, c, n_ids), 3, arg.clamp_max(n_ids - 1)[..., None]).squeeze(3)
-    move = (parent * p_len + depth) * vmax + cell  # (parent, depth + l, v) in cand_bkpv's flat layout
-    width = k * p_len * vmax + k
-    cid = torch.where(arg < n_ids, move, k * p_len * vmax + parent)
-    win = ((best > NEG) & (rows >= 0)).flatten()
-    best = best.masked_fill(~win.view(b, k, c), NEG).flatten()
-    pair = torch.arange(b, device=device)[:, None, None] * len(index.order) + rows.clamp_min(0)
-    _, pair = torch.unique(pair.flatten(), return_inverse=True)  # (user, item) -> dense id
-    top = torch.full((int(pair.max()) + 1 if len(pair) else 0,), NEG, device=device)
-    top = top.scatter_reduce_(0, pair, best, "amax")
-    win &= best == top[pair]
-    cid = torch.where(win, cid.flatten(), width)
-    first = torch.full_like(top, width, dtype=torch.long).scatter_reduce_(0, pair, cid, "amin")
-    win &= cid == first[pair]
-    owners = torch.zeros(b, width + 1, dtype=torch.bool, device=device)
-    return owners.scatter_(1, torch.where(win, cid, width).view(b, -1), True)[:, :width]
-
-
-def _leaf_items(index: PathIndex, node: torch.Tensor, live: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed (beam, sorted item) pairs of the live beams' leaves: beam ids into [B*K] and item rows [E]."""
-    device = node.device
-    size = torch.where(live, index.leaf_size.to(device)[node], 0).flatten()
-    beam = torch.repeat_interleave(torch.arange(len(size), device=device), size)
-    start = torch.cumsum(size, 0) - size
-    item = index.leaf_lo.to(device)[node].flatten()[beam] + torch.arange(len(beam), device=device) - start[beam]
-    return beam, item
-
-
-def _leaf_owners(index: PathIndex, node: torch.Tensor, live: torch.Tensor, cand_bkpv: torch.Tensor,
-                 stay_bk: torch.Tensor) -> torch.Tensor:
-    """`_owners` at the leaf step, over packed (beam, item) pairs: each beam holds a different leaf and
-    no identifier has been chosen, so an item's best holder is found within its own beam."""
-    b, k, p_len, vmax = cand_bkpv.shape
-    depth, device = index.depth, node.device
-    n_ids = p_len - depth
-    beam, item = _leaf_items(index, node, live)
-    cells = index.id_tokens.to(device)[item]  # [E, L]
-    flat = cand_bkpv[:, :, depth:].reshape(b * k, n_ids * vmax)
-    via = torch.cat([flat.flatten()[beam[:, None] * (n_ids * vmax) + cells],
-                     stay_bk.flatten()[beam][:, None]], dim=1)  # [E, L + 1]
-    best, arg = via.max(dim=1)  # ties: the first position
-    parent = beam % k
-    cell = torch.gather(cells, 1, arg.clamp_max(n_ids - 1)[:, None]).squeeze(1)
+    flat = cand_bkpv[:, :, depth:].reshape(-1)
+    via = torch.cat([flat[beam[:, None] * (n_ids * vmax) + items.cells], stay_bk.flatten()[beam][:, None]], dim=1)
+    best, arg = via.max(dim=1)  # [E]; ties: the first position
+    parent, user = beam % k, beam // k
+    cell = torch.gather(items.cells, 1, arg.clamp_max(n_ids - 1)[:, None]).squeeze(1)
     width = k * p_len * vmax + k
     cid = torch.where(arg < n_ids, (parent * p_len + depth) * vmax + cell, k * p_len * vmax + parent)
-    cid = torch.where(best > NEG, cid, width)
+    win = best > NEG
+    if not disjoint:
+        _, pair = torch.unique(user * len(index.order) + items.item, return_inverse=True)
+        n_pairs = int(pair.max()) + 1 if len(pair) else 0
+        top = torch.full((n_pairs,), NEG, device=device).scatter_reduce_(0, pair, best, "amax")
+        win &= best == top[pair]
+        cid = torch.where(win, cid, width)
+        first = torch.full((n_pairs,), width, dtype=torch.long, device=device).scatter_reduce_(0, pair, cid, "amin")
+        win &= cid == first[pair]
     owners = torch.zeros(b * (width + 1), dtype=torch.bool, device=device)
-    owners[beam // k * (width + 1) + cid] = True
+    owners[user * (width + 1) + torch.where(win, cid, width)] = True
     return owners.view(b, width + 1)[:, :width]
 
 
@@ -332,6 +303,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
     device = device or torch.device("cpu")
     gen = torch.Generator().manual_seed(cfg.seed)
     st = _beam_state(index, n_users, cfg.renormalise, device)
+    items: Items | None = None  # listed from the first identifier commit on; before, a beam's items are its leaf
     p_len, vmax, beam = index.n_positions, index.vmax, cfg.beam_width
     calls = 0
     logp = torch.empty(0)
@@ -346,8 +318,8 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
         owners = cfg.merge_determined and sub >= index.depth
-        cells = _item_cells(index, st["rows"]) if sub > index.depth else None
-        moves = _allowed(index, st, sub, cfg.order, gen, cells)
+        beam_of = _beam_of(st["count"]) if items is not None else None
+        moves = _allowed(index, st, sub, cfg.order, gen, beam_of, items)
         allowed = moves.valid & moves.committable[..., None] & live[:, :, None, None]
         step_logp = _take(logp, st["origin"])
         if cfg.renormalise:
@@ -357,8 +329,11 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         stay_bk = st["score"].masked_fill(~done, NEG)
         cand = torch.cat([cand_bkpv.view(b, -1), stay_bk], dim=1)
         if owners:  # each owner holds an item no better candidate holds: owners are distinct item sets
-            held = (_leaf_owners(index, st["node"], live, cand_bkpv, stay_bk) if sub == index.depth
-                    else _owners(index, st["rows"], cells, cand_bkpv, stay_bk))
+            if items is None:  # the leaf step: one beam per leaf, no identifier chosen yet
+                beam_of, leaf_items = _leaf_items(index, st["node"], live)
+                held = _owners(index, beam_of, leaf_items, cand_bkpv, stay_bk, disjoint=True)
+            else:
+                held = _owners(index, beam_of, items, cand_bkpv, stay_bk, disjoint=False)
             cand = cand.masked_fill(~held, NEG)
         # Pool: without owners a child state may repeat; the best beam*P leave room for the repeats.
         pool = beam if owners and not cfg.diversity else beam * p_len
@@ -367,7 +342,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         parent = torch.where(stay, idx - kc * p_len * vmax, idx // (p_len * vmax))
         pos = torch.where(stay, 0, idx % (p_len * vmax) // vmax)  # a stay re-commits position 0: no change
         tok = torch.where(stay, torch.gather(st["tokens"][:, :, 0], 1, parent), idx % vmax)
-        children = _advance(index, st, sub, parent, pos, tok, stay, score, cfg.renormalise)
+        children, child_items = _advance(index, st, items, sub, parent, pos, tok, stay, score, cfg.renormalise)
         ok = score > NEG
         if not owners:
             # Inside a step, children of different step-start beams see different log-probs: not merged.
@@ -377,17 +352,20 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             ok &= ~_dedupe(keys, ok)
         key = score - cfg.diversity * _shared_codes(children["tokens"], ok) if cfg.diversity else score
         key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
+        if child_items is not None:
+            items = _select(child_items, children["count"], keep)
         st = {name: _take(x, keep) for name, x in children.items()}
         st["score"] = st["score"].masked_fill(key == NEG, NEG)
         if sub + 1 == index.depth:
             st = _enter_leaf(index, st, cfg.renormalise)
-    return _finish(index, st, k, calls)
+    return _finish(index, st, items, k, calls)
 
 
-def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: torch.Tensor, pos: torch.Tensor,
-             tok: torch.Tensor, stay: torch.Tensor, score: torch.Tensor, close: bool) -> dict[str, torch.Tensor]:
+def _advance(index: PathIndex, st: dict[str, torch.Tensor], items: Items | None, sub: int, parent: torch.Tensor,
+             pos: torch.Tensor, tok: torch.Tensor, stay: torch.Tensor, score: torch.Tensor,
+             close: bool) -> tuple[dict[str, torch.Tensor], Items | None]:
     """Children [B, T] inherit their parent's state plus one committed (position, token), or, where
-    `stay`, nothing (a complete parent carried over).
+    `stay`, nothing (a complete parent carried over); in the identifier phase, also their packed items.
 
     With `close`, in the identifier phase every token the commitment forces is committed too.
     """
@@ -396,15 +374,16 @@ def _advance(index: PathIndex, st: dict[str, torch.Tensor], sub: int, parent: to
     new = {"tokens": tokens, "score": score, "origin": _take(st["origin"], parent), "node": _take(st["node"], parent)}
     device = tokens.device
     if sub >= index.depth:
-        new["rows"] = (_leaf_child_rows(index, new["node"], pos, tok, stay, score) if sub == index.depth
-                       else _child_rows(index, st["rows"], parent, pos, tok))
+        owner, child_items = (_leaf_child_items(index, new["node"], pos, tok, stay, score) if items is None
+                              else _child_items(index, st["count"], items, parent, pos, tok, stay, score))
+        new["count"] = torch.bincount(owner, minlength=score.numel()).view(score.shape)
         if close:
-            new["tokens"] = _close(index, tokens, new["rows"], new["node"], at_leaf=False)
-        return new
+            new["tokens"] = _close(index, tokens, owner, child_items)
+        return new, child_items
     nxt = index.child_next[sub].to(device)[new["node"], tok.clamp_max(index.sizes[sub] - 1)]
     new["node"] = torch.where(score > NEG, nxt, 0).clamp_min(0)
-    new["rows"] = st["rows"]  # still empty: a leaf's items are listed once its beams are kept (`_enter_leaf`)
-    return new
+    new["count"] = _take(st["count"], parent)  # no items yet: a leaf's are counted once its beams are kept
+    return new, None
 
 
 def _enter_leaf(index: PathIndex, st: dict[str, torch.Tensor], close: bool) -> dict[str, torch.Tensor]:
@@ -412,78 +391,103 @@ def _enter_leaf(index: PathIndex, st: dict[str, torch.Tensor], close: bool) -> d
     committed.
 
     A leaf's items are its contiguous range of sorted items, so they are not listed: the leaf step
-    reads them as packed (beam, item) pairs (`_leaf_owners`) and as (leaf, token) slices
-    (`_leaf_child_rows`), never as a [B, K, W] block padded to the largest leaf. `rows` holds only
-    the item of a one-item leaf, which is then complete.
+    reads them as packed (beam, item) pairs (`_leaf_items`) and each child's as a (leaf, token)
+    slice (`_leaf_child_items`), never as a [B, K, W] block padded to the largest leaf.
     """
     device = st["node"].device
-    lo = index.leaf_lo.to(device)[st["node"]]
-    size = index.leaf_size.to(device)[st["node"]]
-    st["rows"] = torch.where(size == 1, lo, -1)[:, :, None]
+    st["count"] = torch.where(st["score"] > NEG, index.leaf_size.to(device)[st["node"]], 0)
     if close:
-        st["tokens"] = _close(index, st["tokens"], st["rows"], st["node"], at_leaf=True)
+        forced = index.leaf_forced.to(device)[st["node"]]  # [B, K, L]
+        ident = st["tokens"][:, :, index.depth :]
+        st["tokens"] = torch.cat([st["tokens"][:, :, : index.depth], torch.where(ident < 0, forced, ident)], dim=2)
     return st
 
 
-def _close(index: PathIndex, tokens: torch.Tensor, rows: torch.Tensor, node: torch.Tensor,
-           at_leaf: bool) -> torch.Tensor:
-    """Commit every masked identifier position at which all consistent items hold the same token.
-
-    `at_leaf`: the consistent items are the whole leaf `node` (a table lookup), else the listed `rows`.
-    """
-    depth = index.depth
-    if at_leaf:
-        forced = index.leaf_forced.to(tokens.device)[node]  # [B, T, L]
-    else:
-        cells = _item_cells(index, rows)  # [B, T, C, L]
-        held = (rows >= 0)[..., None]
-        lo = cells.masked_fill(~held, cells.new_tensor(torch.iinfo(torch.long).max)).amin(dim=2)
-        hi = cells.masked_fill(~held, -1).amax(dim=2)
-        forced = torch.where(lo == hi, lo % index.vmax, -1)
-    ident = tokens[:, :, depth:]
-    return torch.cat([tokens[:, :, :depth], torch.where(ident < 0, forced, ident)], dim=2)
+def _leaf_items(index: PathIndex, node: torch.Tensor, live: torch.Tensor) -> tuple[torch.Tensor, Items]:
+    """Packed items of the live beams' leaves, and the flat beam of each."""
+    device = node.device
+    size = torch.where(live, index.leaf_size.to(device)[node], 0)
+    beam = _beam_of(size)
+    start = torch.cumsum(size.flatten(), 0) - size.flatten()
+    item = index.leaf_lo.to(device)[node].flatten()[beam] + torch.arange(len(beam), device=device) - start[beam]
+    return beam, Items(item, index.id_tokens.to(device)[item])
 
 
-def _child_rows(index: PathIndex, rows: torch.Tensor, parent: torch.Tensor, pos: torch.Tensor,
-                tok: torch.Tensor) -> torch.Tensor:
-    """[B, T, C']: the parent's consistent items that also have `tok` at `pos`, compacted."""
-    rows = _take(rows, parent)
-    flat = index.sorted_paths.to(rows.device).flatten()
-    code = flat[rows.clamp_min(0) * index.n_positions + pos[:, :, None]]  # code of each row at `pos`
-    return _compact(rows, (rows >= 0) & (code == tok[:, :, None]))
+def _close(index: PathIndex, tokens: torch.Tensor, owner: torch.Tensor, items: Items) -> torch.Tensor:
+    """Commit every masked identifier position at which all of a beam's consistent items (packed, the
+    flat beam of each in `owner`) hold the same token."""
+    b, t, p_len = tokens.shape
+    n_ids = p_len - index.depth
+    idx = owner[:, None].expand(-1, n_ids)
+    lo = torch.full((b * t, n_ids), torch.iinfo(torch.long).max, dtype=torch.long, device=tokens.device)
+    lo = lo.scatter_reduce_(0, idx, items.cells, "amin")
+    hi = torch.full((b * t, n_ids), -1, dtype=torch.long, device=tokens.device).scatter_reduce_(
+        0, idx, items.cells, "amax")
+    forced = torch.where(lo == hi, lo % index.vmax, -1).view(b, t, n_ids)
+    ident = tokens[:, :, index.depth :]
+    return torch.cat([tokens[:, :, : index.depth], torch.where(ident < 0, forced, ident)], dim=2)
 
 
-def _leaf_child_rows(index: PathIndex, leaf: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
-                     stay: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """[B, T, C']: at the leaf step, the items of each child's leaf with `tok` at `pos` (a slice of
+def _segments(count: torch.Tensor, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """New beams that each take the packed items of flat beam `sel[m]`: (new beam, source index) per item."""
+    count = count.flatten()
+    start = torch.cumsum(count, 0) - count
+    taken = count[sel]
+    owner = torch.repeat_interleave(torch.arange(len(sel), device=sel.device), taken)
+    offset = torch.arange(len(owner), device=sel.device) - (torch.cumsum(taken, 0) - taken)[owner]
+    return owner, start[sel][owner] + offset
+
+
+def _select(items: Items, count: torch.Tensor, keep: torch.Tensor) -> Items:
+    """The packed items of beams `keep` [B, T] (indices into `count`'s [B, K] beams), in keep order."""
+    k = count.shape[1]
+    _, src = _segments(count, (torch.arange(len(keep), device=keep.device)[:, None] * k + keep).flatten())
+    return Items(items.item[src], items.cells[src])
+
+
+def _child_items(index: PathIndex, count: torch.Tensor, items: Items, parent: torch.Tensor, pos: torch.Tensor,
+                 tok: torch.Tensor, stay: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, Items]:
+    """Each child's packed items: its parent's that also have `tok` at `pos` (all of them where it stays;
+    none for dead children), and the flat child of each."""
+    k = count.shape[1]
+    sel = (torch.arange(len(parent), device=parent.device)[:, None] * k + parent).flatten()
+    owner, src = _segments(count, sel)
+    ident = (pos - index.depth).clamp_min(0).flatten()[owner]
+    cells = items.cells[src]
+    code = torch.gather(cells, 1, ident[:, None]).squeeze(1) - ident * index.vmax
+    keep = (stay.flatten()[owner] | (code == tok.flatten()[owner])) & (score.flatten()[owner] > NEG)
+    return owner[keep], Items(items.item[src][keep], cells[keep])
+
+
+def _leaf_child_items(index: PathIndex, leaf: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
+                      stay: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, Items]:
+    """At the leaf step, each child's packed items: those of its leaf with `tok` at `pos` (a slice of
     `by_token`), or its whole (one-item) leaf where it stays; none for dead children."""
     device = leaf.device
     ident = (pos - index.depth).clamp_min(0)
     count = torch.where(stay, index.leaf_size.to(device)[leaf], index.leaf_count.to(device)[leaf, ident, tok])
-    count = torch.where(score > NEG, count, 0)
-    j = torch.arange(int(count.max()) if count.numel() else 0, device=device)
+    count = torch.where(score > NEG, count, 0).flatten()
+    owner = torch.repeat_interleave(torch.arange(len(count), device=device), count)
+    offset = torch.arange(len(owner), device=device) - (torch.cumsum(count, 0) - count)[owner]
     n = len(index.order)
-    start = index.by_start.to(device)[leaf, ident, tok]
-    sliced = index.by_token.to(device)[ident[..., None], (start[..., None] + j).clamp_max(n - 1)]
-    rows = torch.where(stay[..., None], index.leaf_lo.to(device)[leaf][..., None] + j, sliced)
-    return torch.where(j < count[..., None], rows, -1)
+    start = index.by_start.to(device)[leaf, ident, tok].flatten()[owner] + offset
+    sliced = index.by_token.to(device)[ident.flatten()[owner], start.clamp_max(n - 1)]
+    item = torch.where(stay.flatten()[owner], index.leaf_lo.to(device)[leaf].flatten()[owner] + offset, sliced)
+    return owner, Items(item, index.id_tokens.to(device)[item])
 
 
-def _compact(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Keep the rows marked `keep`, packed to the front of a narrower [B, K, C'] tensor (-1 pads)."""
-    width = int(keep.sum(dim=2).max()) if keep.numel() else 0
-    slot = torch.where(keep, torch.cumsum(keep.long(), dim=2) - 1, width)  # dropped rows -> spare slot
-    out = torch.full((*rows.shape[:2], width + 1), -1, dtype=rows.dtype, device=rows.device)
-    out.scatter_(2, slot, torch.where(keep, rows, -1))
-    return out[:, :, :width]
-
-
-def _finish(index: PathIndex, st: dict[str, torch.Tensor], k: int, calls: int) -> SearchResult:
+def _finish(index: PathIndex, st: dict[str, torch.Tensor], items: Items | None, k: int,
+            calls: int) -> SearchResult:
     """Completed beams -> item indices ranked by true cumulative log-probability, -1 padded to k."""
-    score = st["score"]
+    score, count = st["score"], st["count"]
     b = score.shape[0]
     device = score.device
-    rows = st["rows"][:, :, 0] if st["rows"].shape[2] else torch.full_like(st["node"], -1)
+    if items is None:  # ended at the leaf step: a complete beam is a one-item leaf
+        rows = torch.where(count == 1, index.leaf_lo.to(device)[st["node"]], -1)
+    else:
+        start = (torch.cumsum(count.flatten(), 0) - count.flatten()).view(count.shape)
+        rows = torch.where(count > 0, items.item[start.clamp_max(max(len(items.item) - 1, 0))]
+                           if len(items.item) else -1, -1)
     item = torch.where((score > NEG) & (rows >= 0), index.order.to(device)[rows.clamp_min(0)], -1)
     score, rank = torch.sort(score, dim=1, descending=True, stable=True)
     item = torch.gather(item, 1, rank)
