@@ -39,7 +39,7 @@ class ToyModel:
         self.valid = torch.arange(self.vmax)[None, :] < torch.tensor(sizes)[:, None]  # [P, V]
         self.calls = 0
 
-    def __call__(self, users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def __call__(self, users: torch.Tensor, tokens: torch.Tensor, read: torch.Tensor | None = None) -> torch.Tensor:
         self.calls += 1
         onehot = torch.nn.functional.one_hot(tokens.clamp_min(0), self.vmax).float()
         onehot = onehot * (tokens >= 0)[..., None]
@@ -211,7 +211,7 @@ def test_renormalised_search_never_queries_the_model_for_dead_or_pinned_beams() 
     seen: list[torch.Tensor] = []
     model = ToyModel(sizes, seed=1)
 
-    def recording(users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def recording(users: torch.Tensor, tokens: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
         seen.append(tokens)
         return model(users, tokens)
 
@@ -270,3 +270,27 @@ def test_token_index_lists_each_leaf_token_group_as_one_ascending_slice(depth: i
                 start, count = int(index.by_start[leaf, ident, tok]), int(index.leaf_count[leaf, ident, tok])
                 want = [r for r in range(lo, lo + size) if index.sorted_paths[r, depth + ident] == tok]
                 assert index.by_token[ident, start : start + count].tolist() == want
+
+
+@pytest.mark.parametrize(("depth", "per_step", "order"), [(2, 1, "confidence"), (2, 2, "left_to_right"),
+                                                          (0, 3, "random"), (2, 3, "confidence")])
+def test_the_search_uses_only_the_positions_it_asks_the_model_to_read(depth: int, per_step: int,
+                                                                      order: str) -> None:
+    """Positions outside `read` may hold anything (here NaN): the lists and scores do not change."""
+    paths, sizes = toy_catalogue(depth)
+    index = build_path_index(paths, sizes, depth)
+    model = ToyModel(sizes, seed=3)
+    reads: list[torch.Tensor] = []
+
+    def partial(users: torch.Tensor, tokens: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        reads.append(read)
+        return model(users, tokens).masked_fill(~read[..., None], float("nan"))
+
+    for renormalise in (False, True):
+        cfg = SearchConfig(beam_width=4, order=order, tokens_per_step=per_step, renormalise=renormalise)
+        want = diffusion_beam_search(model, index, 3, 4, cfg)
+        got = diffusion_beam_search(partial, index, 3, 4, cfg)
+        assert torch.equal(got.items, want.items)
+        torch.testing.assert_close(got.scores, want.scores)
+    if depth:
+        assert not torch.cat(reads).all()  # category levels below the next one were not read

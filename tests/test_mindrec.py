@@ -87,10 +87,14 @@ def test_cached_history_decoding_equals_the_full_forward() -> None:
     hist = torch.tensor([[-1, -1, -1, 0, 1], [3, 2, 1, 0, 7], [-1, 9, 8, 1, 2]])
     users = torch.tensor([0, 2, 2, 1, 0])
     state = torch.tensor([[-1, -1, -1], [1, -1, 2], [0, 3, -1], [-1, -1, 0], [2, 1, 1]])
-    cached = net.decode(net.encode_prefix(hist), users, state)  # prefix computed once per user
-    torch.testing.assert_close(cached, net(hist[users], state), rtol=1e-4, atol=1e-4)
+    read = state < 0
+    read[0, 2] = False  # a masked position the search will not commit: not computed
+    pairs, cached = net.decode(net.encode_prefix(hist), users, state, read)  # prefix computed once per user
+    assert pairs.tolist() == read.nonzero().tolist()
+    full = net(hist[users], state)
+    torch.testing.assert_close(cached, full[pairs[:, 0], pairs[:, 1]], rtol=1e-4, atol=1e-4)
     net.cache_history = False  # paper setting: the history also attends to the target
-    assert not torch.allclose(net(hist[users], state), cached, atol=1e-3)
+    assert not torch.allclose(net(hist[users], state)[pairs[:, 0], pairs[:, 1]], cached, atol=1e-3)
 
 
 def test_repeat_offsets_shift_exactly_the_tokens_on_a_reachable_history_path() -> None:

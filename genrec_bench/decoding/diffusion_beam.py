@@ -56,9 +56,10 @@ import torch.nn.functional as F
 ORDERS = ("confidence", "left_to_right", "random")
 NEG = float("-inf")
 
-# (user index [M], partial paths [M, P] with -1 = masked) -> log-probs [M, P, Vmax] float32,
-# -inf where a token is outside position p's vocabulary.
-LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (user index [M], partial paths [M, P] with -1 = masked, positions read [M, P] bool) -> log-probs
+# [M, P, Vmax] float32, -inf where a token is outside position p's vocabulary. Only the read
+# positions are used: a model may leave the others at any value.
+LogProbFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -231,14 +232,16 @@ def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str
     return Moves(valid, committable)
 
 
-def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, vmax: int) -> torch.Tensor:
-    """Log-probs [B, K, P, Vmax] of the beams in `need`; the other rows (dead or complete beams, which
-    commit nothing) are 0 and never reach the model."""
+def _query(log_probs: LogProbFn, tokens: torch.Tensor, need: torch.Tensor, read: torch.Tensor,
+           vmax: int) -> torch.Tensor:
+    """Log-probs [B, K, P, Vmax] of the beams in `need` at the positions `read` [P] may commit; the other
+    rows (dead or complete beams, which commit nothing) are 0 and never reach the model."""
     b, k, p_len = tokens.shape
     out = torch.zeros(b * k, p_len, vmax, device=tokens.device)
     rows = need.flatten().nonzero().squeeze(1)
     if len(rows):
-        out[rows] = log_probs(rows // k, tokens.reshape(b * k, p_len)[rows]).float()
+        state = tokens.reshape(b * k, p_len)[rows]
+        out[rows] = log_probs(rows // k, state, (state < 0) & read).float()
     return out.view(b, k, p_len, vmax)
 
 
@@ -314,7 +317,10 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
         if not (live & ~done).any():
             break
         if sub % cfg.tokens_per_step == 0:  # one model call per step, reused by its sub-steps
-            logp = _query(log_probs, st["tokens"], live & ~done, vmax)
+            # Read: masked positions this step may commit (category levels in order, then any identifier).
+            read = torch.arange(p_len, device=device)
+            read = (read >= index.depth) | (read < sub + cfg.tokens_per_step)
+            logp = _query(log_probs, st["tokens"], live & ~done, read, vmax)
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
         owners = cfg.merge_determined and sub >= index.depth
