@@ -208,16 +208,18 @@ class Block(nn.Module):
         return x_btd + self.drop(self.ff(self.norm2(x_btd))), kv
 
     def attend_cached(self, x_uspd: torch.Tensor, prefix: tuple[torch.Tensor, torch.Tensor],
-                      key_mask_un: torch.Tensor) -> torch.Tensor:
+                      key_mask_un: torch.Tensor, qkv: torch.Tensor | None = None) -> torch.Tensor:
         """Decoding attention (no dropout) of S target blocks [U, S, P, d] per user, each attending to its
         user's cached prefix keys/values [U, heads, N, d_head] and to itself: heads joined, before `proj`.
+        `qkv` [U, S, P, 3d], when given, replaces `qkv(norm1(x))` (a first layer's, read from a table).
 
         The prefix is read in place by one batched product per user instead of being copied once
         per beam, a large share of decoding time.
         """
         u, s, p, d = x_uspd.shape
+        qkv = self.qkv(self.norm1(x_uspd)) if qkv is None else qkv
         q, k, v = (z.view(u, s, p, self.heads, -1).permute(0, 3, 1, 2, 4)  # [U, heads, S, P, d_head]
-                   for z in self.qkv(self.norm1(x_uspd)).chunk(3, -1))
+                   for z in qkv.chunk(3, -1))
         k_pre, v_pre = prefix
         n, scale = k_pre.shape[2], q.shape[-1] ** -0.5
         to_prefix = (q.reshape(u, self.heads, s * p, -1) @ k_pre.transpose(2, 3)).view(u, self.heads, s, p, n)
@@ -245,6 +247,7 @@ class PrefixCache:
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # each [B, heads, H+1, d_head]
     mask: torch.Tensor  # [B, H+1] additive: -inf on padded history slots
     hist: torch.Tensor  # [B, H] history item indices, -1 = padding (for the repeat offsets)
+    first_qkv: torch.Tensor  # [P, Vmax + 1, 3d] first layer's qkv of each target token, last = [MASK]
 
 
 class MindRecNet(nn.Module):
@@ -352,7 +355,18 @@ class MindRecNet(nn.Module):
         for blk in self.blocks:
             x, layer_kv = blk(x, mask)
             kv.append(layer_kv)
-        return PrefixCache(kv=kv, mask=key_mask, hist=hist_bh)
+        return PrefixCache(kv=kv, mask=key_mask, hist=hist_bh, first_qkv=self._first_qkv())
+
+    def _first_qkv(self) -> torch.Tensor:
+        """The first layer's queries/keys/values of every (target position, token or [MASK]): a target
+        position's input is its token's embedding plus its position's, so decoding reads them from this
+        table instead of running the first projection on every beam's block."""
+        n_pos = len(self.sizes)
+        masks = sum(self.sizes) + torch.arange(n_pos, device=self.offsets.device)
+        ids = torch.cat([torch.where(self.out_valid, self.out_index, masks[:, None]), masks[:, None]], dim=1)
+        x = self.tok(ids) + self.pos.weight[self.max_history + 1 : self.max_history + 1 + n_pos, None]
+        first = self.blocks[0]
+        return first.qkv(first.norm1(x))
 
     def decode(self, cache: PrefixCache, users_m: torch.Tensor, state_mp: torch.Tensor,
                read_mp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,18 +388,24 @@ class MindRecNet(nn.Module):
         cell = torch.empty(m, dtype=torch.long, device=device)
         cell[order] = group * slots + torch.arange(m, device=device) - first[group]  # each row's (user, slot)
         x = self._target(state_mp)
-        grid = x.new_zeros(len(users) * slots, *x.shape[1:]).index_copy_(0, cell, x)
-        grid = grid.view(len(users), slots, *x.shape[1:])
-        key_mask = cache.mask[users]
-        layers = list(zip(self.blocks, cache.kv, strict=True))
-        for blk, (k, v) in layers[:-1]:
-            grid = blk.forward_cached(grid, (k[users], v[users]), key_mask)
-        blk, (k, v) = layers[-1]
-        att = blk.attend_cached(grid, (k[users], v[users]), key_mask)
+        p_len = x.shape[1]
+        local = torch.where(state_mp >= 0, state_mp, self.out_valid.shape[1])  # token, or the [MASK] column
+        qkv = cache.first_qkv[torch.arange(p_len, device=device), local]
+
+        def in_grid(rows: torch.Tensor) -> torch.Tensor:
+            grid = rows.new_zeros(len(users) * slots, *rows.shape[1:]).index_copy_(0, cell, rows)
+            return grid.view(len(users), slots, *rows.shape[1:])
+
+        grid, key_mask = in_grid(x), cache.mask[users]
+        att = None
+        for i, (blk, (k, v)) in enumerate(zip(self.blocks, cache.kv, strict=True)):
+            att = blk.attend_cached(grid, (k[users], v[users]), key_mask, in_grid(qkv) if i == 0 else None)
+            if i + 1 < len(self.blocks):
+                grid = blk.finish(grid, att)
         pairs = read_mp.nonzero()
-        at = cell[pairs[:, 0]] * x.shape[1] + pairs[:, 1]  # (slot, position) of each read pair
-        flat = (len(users) * slots * x.shape[1], -1)
-        out = blk.finish(grid.reshape(flat)[at], att.reshape(flat)[at])
+        at = cell[pairs[:, 0]] * p_len + pairs[:, 1]  # (slot, position) of each read pair
+        flat = (len(users) * slots * p_len, -1)
+        out = self.blocks[-1].finish(grid.reshape(flat)[at], att.reshape(flat)[at])
         return pairs, self._head_at(out, pairs, cache.hist[users_m], state_mp)
 
     def _head_at(self, out_qd: torch.Tensor, pairs: torch.Tensor, hist_mh: torch.Tensor,
