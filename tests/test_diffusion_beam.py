@@ -294,3 +294,25 @@ def test_the_search_uses_only_the_positions_it_asks_the_model_to_read(depth: int
         torch.testing.assert_close(got.scores, want.scores)
     if depth:
         assert not torch.cat(reads).all()  # category levels below the next one were not read
+
+
+def test_category_beam_bounds_the_leaves_searched_and_equals_the_default_at_full_width() -> None:
+    paths, sizes = wide_catalogue()
+    index = build_path_index(paths, sizes, 1)
+    model = ToyModel(sizes, seed=2)
+    seen: list[torch.Tensor] = []
+
+    def recording(users: torch.Tensor, tokens: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.cat([users[:, None], tokens[:, :1]], dim=1))
+        return model(users, tokens)
+
+    full = diffusion_beam_search(model, index, 3, 6, SearchConfig(beam_width=6, renormalise=True))
+    same = diffusion_beam_search(model, index, 3, 6, SearchConfig(beam_width=6, category_beam=6, renormalise=True))
+    assert torch.equal(full.items, same.items)
+    narrow = diffusion_beam_search(recording, index, 3, 6, SearchConfig(beam_width=6, category_beam=1,
+                                                                           renormalise=True))
+    pairs = torch.cat(seen)
+    leaves = torch.unique(pairs[pairs[:, 1] >= 0], dim=0)  # (user, leaf) pairs searched
+    assert torch.bincount(leaves[:, 0]).max() == 1
+    leaf_of = paths[narrow.items.clamp_min(0), 0].masked_fill(narrow.items < 0, -1)
+    assert ((leaf_of == leaf_of[:, :1]) | (leaf_of < 0)).all()  # every listed item under the one leaf kept

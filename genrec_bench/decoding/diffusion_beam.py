@@ -38,6 +38,11 @@ search is an exact dynamic programme: each item gets its best score over all com
 (forced tokens committed at once under `renormalise`), but several beams can end on one item
 and lists can be shorter than the beam.
 
+Category beam (`category_beam`, an approximate speed switch, off by default): fewer beams through
+the category levels, so the identifier phase starts from fewer leaves: fewer model rows and items
+to list, at the risk of missing items under the leaves dropped (and of lists shorter than k when
+the kept leaves hold fewer than k items).
+
 Diversity (the paper intended one; its reference code's never fired): with `diversity` > 0 a
 candidate child loses `diversity` for every (position, code) it shares with each better-scoring
 candidate of the same user, so the kept beams spread over codes. It only changes which children
@@ -146,6 +151,7 @@ def build_path_index(paths: torch.Tensor, sizes: tuple[int, ...], depth: int) ->
 @dataclass(frozen=True)
 class SearchConfig:
     beam_width: int = 10
+    category_beam: int = 0  # beams kept through the category levels (0 = beam_width); fewer: faster, approximate
     order: str = "confidence"
     tokens_per_step: int = 1
     diversity: float = 0.0
@@ -342,7 +348,8 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
                 held = _owners(index, beam_of, items, cand_bkpv, stay_bk, disjoint=False)
             cand = cand.masked_fill(~held, NEG)
         # Pool: without owners a child state may repeat; the best beam*P leave room for the repeats.
-        pool = beam if owners and not cfg.diversity else beam * p_len
+        width = cfg.category_beam if sub < index.depth and cfg.category_beam else beam
+        pool = width if owners and not cfg.diversity else width * p_len
         score, idx = torch.topk(cand, min(cand.shape[1], pool), dim=1)  # best first
         stay = idx >= kc * p_len * vmax
         parent = torch.where(stay, idx - kc * p_len * vmax, idx // (p_len * vmax))
@@ -357,7 +364,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
                 [children["tokens"], children["origin"][:, :, None]], dim=2)
             ok &= ~_dedupe(keys, ok)
         key = score - cfg.diversity * _shared_codes(children["tokens"], ok) if cfg.diversity else score
-        key, keep = torch.topk(key.masked_fill(~ok, NEG), min(beam, score.shape[1]), dim=1)
+        key, keep = torch.topk(key.masked_fill(~ok, NEG), min(width, score.shape[1]), dim=1)
         if child_items is not None:
             items = _select(child_items, children["count"], keep)
         st = {name: _take(x, keep) for name, x in children.items()}

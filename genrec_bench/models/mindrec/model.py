@@ -15,7 +15,8 @@ Efficiency switches (recorded in `FitReport.extra`; each has the paper's setting
   computes it once per user instead of once per beam and step (paper: fully bidirectional);
 - each history item is ONE position (`history_encoding = "item_sum"`: the sum of its path-token
   embeddings; `"item_sum_id"` adds a learned item-id embedding, as in `tiger`) instead of the paper's text prompt;
-- `tokens_per_step > 1` commits several tokens per model call;
+- `tokens_per_step > 1` commits several tokens per model call, and `category_beam` keeps fewer
+  beams through the category levels (approximate decoding speed-ups, off by default);
 - `beam_covers_k` widens the beam to k so every metric cut-off is filled (false = paper: exactly
   `beam_width` beams, shorter lists padded with -1).
 
@@ -91,6 +92,7 @@ class MindRecConfig(SemanticIdKeys):
     dropout: float = 0.1
     eps: float = 0.5  # minimum masking probability; paper sweeps 0.4..0.7
     beam_width: int = 10
+    category_beam: int = 0  # beams through the category levels; 0 = the search's beam (approximate when fewer)
     beam_covers_k: bool = True
     order: str = "confidence"  # confidence | left_to_right | random (identifier positions)
     tokens_per_step: int = 1
@@ -121,6 +123,8 @@ class MindRecConfig(SemanticIdKeys):
         check_key(self.d_model % self.heads == 0, "model.heads", f"a divisor of d_model={self.d_model}", self.heads)
         check_key(0 <= self.dropout < 1, "model.dropout", "a number in [0, 1)", self.dropout)
         check_key(0 < self.eps <= 1, "model.eps", "a number in (0, 1]", self.eps)
+        check_key(self.category_beam >= 0, "model.category_beam", "an integer >= 0 (0 = the beam width)",
+                  self.category_beam)
         check_key(self.order in ORDERS, "model.order", f"one of {', '.join(ORDERS)}", self.order)
         check_key(self.diversity >= 0, "model.diversity", "a number >= 0", self.diversity)
         check_key(isinstance(self.repeat_bias, bool), "model.repeat_bias", "true or false", self.repeat_bias)
@@ -446,7 +450,8 @@ class DiffusionExamples(NextItemWindows):
 
 class MindRec(NeuralBackend):
     name: ClassVar[str] = "mindrec"
-    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width", "beam_covers_k", "order", "tokens_per_step", "diversity",
+    decode_keys: ClassVar[tuple[str, ...]] = ("beam_width", "category_beam", "beam_covers_k", "order",
+                                              "tokens_per_step", "diversity",
                                               "merge_determined", "decode_seed")
     Config = MindRecConfig
     # Runs saved before `repeat_bias` / `constrained_softmax` existed were trained without them.
@@ -527,7 +532,8 @@ class MindRec(NeuralBackend):
             "train_examples": trainable.num_examples(),
             "max_history": self.max_history_,
             "prep_seconds": round(prep_seconds, 2),
-            "decoding": {"beam_width": self.cfg.beam_width, "beam_covers_k": self.cfg.beam_covers_k,
+            "decoding": {"beam_width": self.cfg.beam_width, "category_beam": self.cfg.category_beam,
+                         "beam_covers_k": self.cfg.beam_covers_k,
                          "order": self.cfg.order, "tokens_per_step": self.cfg.tokens_per_step,
                          "diversity": self.cfg.diversity, "merge_determined": self.cfg.merge_determined},
         })
@@ -535,7 +541,8 @@ class MindRec(NeuralBackend):
 
     def search_config(self, k: int) -> SearchConfig:
         beam = max(k, self.cfg.beam_width) if self.cfg.beam_covers_k else self.cfg.beam_width
-        return SearchConfig(beam_width=beam, order=self.cfg.order, tokens_per_step=self.cfg.tokens_per_step,
+        return SearchConfig(beam_width=beam, category_beam=min(self.cfg.category_beam, beam), order=self.cfg.order,
+                            tokens_per_step=self.cfg.tokens_per_step,
                             diversity=self.cfg.diversity, merge_determined=self.cfg.merge_determined,
                             renormalise=self.cfg.constrained_softmax,
                             seed=self.cfg.decode_seed)
