@@ -97,6 +97,22 @@ def test_cached_history_decoding_equals_the_full_forward() -> None:
     assert not torch.allclose(net(hist[users], state)[pairs[:, 0], pairs[:, 1]], cached, atol=1e-3)
 
 
+def test_cached_decoding_runs_under_bf16_autocast() -> None:
+    """The CUDA path decodes under bf16 autocast; CPU autocast casts the same products, so a dtype
+    mismatch in the decoding layout shows here without a GPU."""
+    torch.manual_seed(0)
+    sizes = (3, 4, 4)
+    paths = torch.tensor([[i % 3, i % 4, i // 4] for i in range(12)])
+    net = MindRecNet(MindRecConfig(**{**TINY, "layers": 2}), paths, sizes, max_history=5).eval()
+    hist = torch.tensor([[-1, -1, -1, 0, 1], [3, 2, 1, 0, 7]])
+    state = torch.tensor([[-1, -1, -1], [1, -1, 2], [0, 3, -1]])
+    users = torch.tensor([0, 1, 1])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        pairs, logits = net.decode(net.encode_prefix(hist), users, state, state < 0)
+    assert logits.dtype == torch.float32 and len(pairs) == int((state < 0).sum())
+    assert torch.isfinite(logits.logsumexp(dim=1)).all()
+
+
 def test_repeat_offsets_shift_exactly_the_tokens_on_a_reachable_history_path() -> None:
     torch.manual_seed(0)
     sizes = (2, 3, 3)

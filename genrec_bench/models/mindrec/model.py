@@ -417,11 +417,11 @@ class MindRecNet(nn.Module):
         """`_head` for single (row, position) pairs: logits [Q, Vmax], one product per position."""
         out_qd = self.norm(out_qd)
         pos = pairs[:, 1]
-        logits = out_qd.new_zeros(len(pos), self.out_valid.shape[1])
+        logits = out_qd.new_zeros(len(pos), self.out_valid.shape[1], dtype=torch.float32)
         for p in torch.unique(pos).tolist():  # a handful of positions, never items or beams
             at = pos == p
-            logits[at] = out_qd[at] @ self.tok.weight[self.out_index[p]].T + self.out_bias[self.out_index[p]]
-        logits = logits.float()
+            head = out_qd[at] @ self.tok.weight[self.out_index[p]].T  # bf16 under CUDA autocast
+            logits[at] = head.float() + self.out_bias[self.out_index[p]].float()
         if self.repeat is not None:
             logits = logits + self.repeat_offset(hist_mh, state_mp)[pairs[:, 0], pos]
         return logits.masked_fill(~self.out_valid[pos], float("-inf"))
