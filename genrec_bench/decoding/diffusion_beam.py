@@ -265,13 +265,15 @@ def _owners(index: PathIndex, beam: torch.Tensor, items: Items, cand_bkpv: torch
     b, k, p_len, vmax = cand_bkpv.shape
     depth, device = index.depth, cand_bkpv.device
     n_ids = p_len - depth
-    flat = cand_bkpv[:, :, depth:].reshape(-1)
-    via = torch.cat([flat[beam[:, None] * (n_ids * vmax) + items.cells], stay_bk.flatten()[beam][:, None]], dim=1)
-    best, arg = via.max(dim=1)  # [E]; ties: the first position
+    flat = cand_bkpv[:, :, depth:].reshape(b * k, n_ids * vmax)
+    best, arg = flat[beam[:, None], items.cells].max(dim=1)  # [E]; ties: the first position
+    stay = stay_bk.flatten()[beam]
+    by_stay = stay > best  # a complete beam's stay; it holds the beam's one item through no position
+    best = torch.where(by_stay, stay, best)
     parent, user = beam % k, beam // k
-    cell = torch.gather(items.cells, 1, arg.clamp_max(n_ids - 1)[:, None]).squeeze(1)
+    cell = torch.gather(items.cells, 1, arg[:, None]).squeeze(1)
     width = k * p_len * vmax + k
-    cid = torch.where(arg < n_ids, (parent * p_len + depth) * vmax + cell, k * p_len * vmax + parent)
+    cid = torch.where(by_stay, k * p_len * vmax + parent, (parent * p_len + depth) * vmax + cell)
     win = best > NEG
     if not disjoint:
         _, pair = torch.unique(user * len(index.order) + items.item, return_inverse=True)
@@ -454,6 +456,8 @@ def _segments(count: torch.Tensor, sel: torch.Tensor) -> tuple[torch.Tensor, tor
 def _select(items: Items, count: torch.Tensor, keep: torch.Tensor) -> Items:
     """The packed items of beams `keep` [B, T] (indices into `count`'s [B, K] beams), in keep order."""
     k = count.shape[1]
+    if keep.shape[1] == k and torch.equal(keep, torch.arange(k, device=keep.device).expand_as(keep)):
+        return items  # every beam kept in place (the usual case: candidates arrive sorted)
     _, src = _segments(count, (torch.arange(len(keep), device=keep.device)[:, None] * k + keep).flatten())
     return Items(items.item[src], items.cells[src])
 
@@ -466,10 +470,10 @@ def _child_items(index: PathIndex, count: torch.Tensor, items: Items, parent: to
     sel = (torch.arange(len(parent), device=parent.device)[:, None] * k + parent).flatten()
     owner, src = _segments(count, sel)
     ident = (pos - index.depth).clamp_min(0).flatten()[owner]
-    cells = items.cells[src]
-    code = torch.gather(cells, 1, ident[:, None]).squeeze(1) - ident * index.vmax
+    code = items.cells[src, ident] - ident * index.vmax  # one column per pair: rows are gathered once kept
     keep = (stay.flatten()[owner] | (code == tok.flatten()[owner])) & (score.flatten()[owner] > NEG)
-    return owner[keep], Items(items.item[src][keep], cells[keep])
+    src = src[keep]
+    return owner[keep], Items(items.item[src], items.cells[src])
 
 
 def _leaf_child_items(index: PathIndex, leaf: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,

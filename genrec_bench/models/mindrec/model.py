@@ -396,9 +396,12 @@ class MindRecNet(nn.Module):
         local = torch.where(state_mp >= 0, state_mp, self.out_valid.shape[1])  # token, or the [MASK] column
         qkv = cache.first_qkv[torch.arange(p_len, device=device), local]
 
+        spare = torch.ones(len(users) * slots, dtype=torch.bool, device=device).index_fill_(0, cell, False)
+        spare = spare.nonzero().squeeze(1)  # slots of users with fewer rows: zeros, computed and dropped
+
         def in_grid(rows: torch.Tensor) -> torch.Tensor:
-            grid = rows.new_zeros(len(users) * slots, *rows.shape[1:]).index_copy_(0, cell, rows)
-            return grid.view(len(users), slots, *rows.shape[1:])
+            grid = rows.new_empty(len(users) * slots, *rows.shape[1:]).index_copy_(0, cell, rows)
+            return grid.index_fill_(0, spare, 0.0).view(len(users), slots, *rows.shape[1:])
 
         grid, key_mask = in_grid(x), cache.mask[users]
         att = None
