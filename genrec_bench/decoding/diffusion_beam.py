@@ -201,9 +201,18 @@ class Moves(NamedTuple):
     committable: torch.Tensor  # [B, K, P] bool: masked positions the order lets the beam fill now
 
 
-def _beam_of(count: torch.Tensor) -> torch.Tensor:
-    """[E]: the flat beam (b * K + k) of each packed item."""
-    return torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count.flatten())
+def _starts(count: torch.Tensor) -> torch.Tensor:
+    """Where each segment of lengths `count` (flattened) starts in the packed list."""
+    count = count.flatten()
+    return torch.cumsum(count, 0) - count
+
+
+def _expand(count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For segments of lengths `count` (flattened, e.g. the items of each flat beam b * K + k):
+    the segment of every packed element, and its offset inside the segment."""
+    count = count.flatten()
+    owner = torch.repeat_interleave(torch.arange(len(count), device=count.device), count)
+    return owner, torch.arange(len(owner), device=count.device) - _starts(count)[owner]
 
 
 def _allowed(index: PathIndex, st: dict[str, torch.Tensor], sub: int, order: str, gen: torch.Generator,
@@ -332,7 +341,7 @@ def diffusion_beam_search(log_probs: LogProbFn, index: PathIndex, n_users: int, 
             st["origin"] = torch.arange(kc, device=device).expand(b, kc)
             calls += 1
         owners = cfg.merge_determined and sub >= index.depth
-        beam_of = _beam_of(st["count"]) if items is not None else None
+        beam_of = _expand(st["count"])[0] if items is not None else None
         moves = _allowed(index, st, sub, cfg.order, gen, beam_of, items)
         allowed = moves.valid & moves.committable[..., None] & live[:, :, None, None]
         step_logp = _take(logp, st["origin"])
@@ -412,19 +421,15 @@ def _enter_leaf(index: PathIndex, st: dict[str, torch.Tensor], close: bool) -> d
     device = st["node"].device
     st["count"] = torch.where(st["score"] > NEG, index.leaf_size.to(device)[st["node"]], 0)
     if close:
-        forced = index.leaf_forced.to(device)[st["node"]]  # [B, K, L]
-        ident = st["tokens"][:, :, index.depth :]
-        st["tokens"] = torch.cat([st["tokens"][:, :, : index.depth], torch.where(ident < 0, forced, ident)], dim=2)
+        st["tokens"] = _commit_forced(index, st["tokens"], index.leaf_forced.to(device)[st["node"]])
     return st
 
 
 def _leaf_items(index: PathIndex, node: torch.Tensor, live: torch.Tensor) -> tuple[torch.Tensor, Items]:
     """Packed items of the live beams' leaves, and the flat beam of each."""
     device = node.device
-    size = torch.where(live, index.leaf_size.to(device)[node], 0)
-    beam = _beam_of(size)
-    start = torch.cumsum(size.flatten(), 0) - size.flatten()
-    item = index.leaf_lo.to(device)[node].flatten()[beam] + torch.arange(len(beam), device=device) - start[beam]
+    beam, offset = _expand(torch.where(live, index.leaf_size.to(device)[node], 0))
+    item = index.leaf_lo.to(device)[node].flatten()[beam] + offset
     return beam, Items(item, index.id_tokens.to(device)[item])
 
 
@@ -438,19 +443,19 @@ def _close(index: PathIndex, tokens: torch.Tensor, owner: torch.Tensor, items: I
     lo = lo.scatter_reduce_(0, idx, items.cells, "amin")
     hi = torch.full((b * t, n_ids), -1, dtype=torch.long, device=tokens.device).scatter_reduce_(
         0, idx, items.cells, "amax")
-    forced = torch.where(lo == hi, lo % index.vmax, -1).view(b, t, n_ids)
+    return _commit_forced(index, tokens, torch.where(lo == hi, lo % index.vmax, -1).view(b, t, n_ids))
+
+
+def _commit_forced(index: PathIndex, tokens: torch.Tensor, forced: torch.Tensor) -> torch.Tensor:
+    """`tokens` [B, T, P] with each masked identifier position set to its `forced` [B, T, L] token (-1: none)."""
     ident = tokens[:, :, index.depth :]
     return torch.cat([tokens[:, :, : index.depth], torch.where(ident < 0, forced, ident)], dim=2)
 
 
 def _segments(count: torch.Tensor, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """New beams that each take the packed items of flat beam `sel[m]`: (new beam, source index) per item."""
-    count = count.flatten()
-    start = torch.cumsum(count, 0) - count
-    taken = count[sel]
-    owner = torch.repeat_interleave(torch.arange(len(sel), device=sel.device), taken)
-    offset = torch.arange(len(owner), device=sel.device) - (torch.cumsum(taken, 0) - taken)[owner]
-    return owner, start[sel][owner] + offset
+    owner, offset = _expand(count.flatten()[sel])
+    return owner, _starts(count)[sel][owner] + offset
 
 
 def _select(items: Items, count: torch.Tensor, keep: torch.Tensor) -> Items:
@@ -483,9 +488,7 @@ def _leaf_child_items(index: PathIndex, leaf: torch.Tensor, pos: torch.Tensor, t
     device = leaf.device
     ident = (pos - index.depth).clamp_min(0)
     count = torch.where(stay, index.leaf_size.to(device)[leaf], index.leaf_count.to(device)[leaf, ident, tok])
-    count = torch.where(score > NEG, count, 0).flatten()
-    owner = torch.repeat_interleave(torch.arange(len(count), device=device), count)
-    offset = torch.arange(len(owner), device=device) - (torch.cumsum(count, 0) - count)[owner]
+    owner, offset = _expand(torch.where(score > NEG, count, 0))
     n = len(index.order)
     start = index.by_start.to(device)[leaf, ident, tok].flatten()[owner] + offset
     sliced = index.by_token.to(device)[ident.flatten()[owner], start.clamp_max(n - 1)]
@@ -502,7 +505,7 @@ def _finish(index: PathIndex, st: dict[str, torch.Tensor], items: Items | None, 
     if items is None:  # ended at the leaf step: a complete beam is a one-item leaf
         rows = torch.where(count == 1, index.leaf_lo.to(device)[st["node"]], -1)
     else:
-        start = (torch.cumsum(count.flatten(), 0) - count.flatten()).view(count.shape)
+        start = _starts(count).view(count.shape)
         rows = torch.where(count > 0, items.item[start.clamp_max(max(len(items.item) - 1, 0))]
                            if len(items.item) else -1, -1)
     item = torch.where((score > NEG) & (rows >= 0), index.order.to(device)[rows.clamp_min(0)], -1)
