@@ -23,11 +23,13 @@ import hashlib
 import pstats
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from genrec_bench.api import Backend
+from genrec_bench.data.split import SplitData
 from genrec_bench.decode_options import apply_decoding, parse_decode
 from genrec_bench.pipeline import open_run
 
@@ -56,6 +58,18 @@ def timed(backend: Backend, hist: torch.Tensor, k: int, profile: bool,
     return items, wall, cpu, model
 
 
+def open_pair(mindrec_dir: Path, tiger_dir: Path, decode: dict[str, Any] | None = None) -> tuple[Backend, Backend,
+                                                                                                 SplitData]:
+    """A trained MindRec run (with `decode` switches) and a TIGER run of the same split, on CPU."""
+    info, mindrec, data = open_run(mindrec_dir, "cpu", decode or {})
+    tiger_info, tiger, tiger_data = open_run(tiger_dir, "cpu")
+    if (info["model"], tiger_info["model"]) != ("mindrec", "tiger"):
+        raise SystemExit(f"--mindrec is a {info['model']} run and --tiger a {tiger_info['model']} run")
+    if data.fingerprint != tiger_data.fingerprint:
+        raise SystemExit("the two runs were trained on different splits; give runs of one dataset")
+    return mindrec, tiger, data
+
+
 def digest(items: torch.Tensor) -> str:
     return hashlib.sha256(items.numpy().tobytes()).hexdigest()[:16]
 
@@ -74,12 +88,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     decode = parse_decode(args.decode)
-    info, mindrec, data = open_run(args.mindrec, "cpu", decode)
-    tiger_info, tiger, tiger_data = open_run(args.tiger, "cpu")
-    if (info["model"], tiger_info["model"]) != ("mindrec", "tiger"):
-        raise SystemExit(f"--mindrec is a {info['model']} run and --tiger a {tiger_info['model']} run")
-    if data.fingerprint != tiger_data.fingerprint:
-        raise SystemExit("the two runs were trained on different splits; give runs of one dataset")
+    mindrec, tiger, data = open_pair(args.mindrec, args.tiger, decode)
     hist, _ = data.to_tensors("test", None, np.arange(min(args.users, data.n_users)))
     print(f"{len(hist)} test users of {data.name}, {args.threads} thread(s), MindRec decode {decode or 'defaults'}")
     print("beam  mindrec users/s (wall, cpu)  tiger users/s (wall, cpu)  tiger/mindrec (cpu)  mindrec model  "

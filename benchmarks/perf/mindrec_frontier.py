@@ -25,13 +25,13 @@ from typing import Any
 import matplotlib
 import numpy as np
 import torch
+from mindrec_decoding import open_pair  # the sibling script: run from benchmarks/perf or as a path
 
 from genrec_bench.api import Backend
 from genrec_bench.data.split import SplitData
 from genrec_bench.decode_options import apply_decoding, parse_decode
 from genrec_bench.evaluate import eval_users, rank_lists
 from genrec_bench.metrics import paired_compare, per_user
-from genrec_bench.pipeline import open_run
 from genrec_bench.report.charts import ID_SALT, Series, chart_figure
 
 K = 10
@@ -58,14 +58,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     switches = args.switch or [""]
 
-    info, mindrec, data = open_run(args.mindrec, "cpu")
-    tiger_info, tiger, tiger_data = open_run(args.tiger, "cpu")
-    if (info["model"], tiger_info["model"]) != ("mindrec", "tiger"):
-        raise SystemExit(f"--mindrec is a {info['model']} run and --tiger a {tiger_info['model']} run")
-    if data.fingerprint != tiger_data.fingerprint:
-        raise SystemExit("the two runs were trained on different splits; give runs of one dataset")
+    mindrec, tiger, data = open_pair(args.mindrec, args.tiger)
     users = eval_users(data, args.users)
-    base = dict(mindrec.cfg.__dict__)
+    base = mindrec.cfg  # frozen: each switch starts from the trained run's decoding
     t_ndcg, _, t_cpu = evaluate(tiger, data, users)
     print(f"{len(users)} test users of {data.name}, {args.threads} thread(s); TIGER {len(users) / t_cpu:.1f} "
           f"users/CPU-s, NDCG@10 {t_ndcg.mean():.4f}", file=sys.stderr)
@@ -75,7 +70,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for text in switches:
         keys = parse_decode([t for t in text.split(",") if t])
-        mindrec.cfg = type(mindrec.cfg)(**base)
+        mindrec.cfg = base
         apply_decoding(mindrec, keys)
         ndcg, short, cpu = evaluate(mindrec, data, users)
         reference = ndcg if reference is None else reference
