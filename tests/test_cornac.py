@@ -106,3 +106,20 @@ def test_a_cornac_run_is_trained_and_scored_by_our_evaluation(seq_file, tmp_path
     code, out, err = run_cli(["eval", "--run", str(run), "--json"], capsys, monkeypatch)
     assert code == 0, err
     assert {"hit@5", "ndcg@5"} <= set(json.loads(out)["metrics"])
+
+
+def test_whiten_gives_cornac_unit_variance_directions(tmp_path):
+    """`model.whiten` hands Cornac the vectors genrec-bench's rpg quantises (`model.whiten`), not the raw ones."""
+    pytest.importorskip("cornac", reason=NEEDS_CORNAC)
+    data = walk_split(tmp_path, n_users=60, n_items=40, length=5)
+    cls = backend_class("cornac:RPG")
+    raw = build_backend(cls, {}).train_set(data, 0).item_feature.features
+    feats = build_backend(cls, {"whiten": 4}).train_set(data, 0).item_feature.features
+    assert feats.shape == (data.n_items, 4) and raw.shape[1] > 4
+    assert abs(feats.mean(axis=0)).max() < 1e-4
+    assert abs(feats.std(axis=0, ddof=1) - 1).max() < 1e-3
+
+
+def test_whiten_rejects_a_negative_width():
+    with pytest.raises(GenrecError, match="model.whiten"):
+        model.CornacConfig(whiten=-1)

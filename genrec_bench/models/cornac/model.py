@@ -27,6 +27,7 @@ from genrec_bench.config import TrainConfig, check_key
 from genrec_bench.data.split import SplitData
 from genrec_bench.errors import GenrecError
 from genrec_bench.items.features import item_features
+from genrec_bench.items.product_quantize import whitened
 from genrec_bench.items.semantic_ids import METHODS, TokenizerConfig, build_semantic_ids
 from genrec_bench.models.cornac import PREFIX
 from genrec_bench.ranking import topk_stable
@@ -51,6 +52,10 @@ class CornacConfig:
     batch_size: int = 0  # 0 = [train].batch_size
     lr: float = 0.0  # Cornac's learning_rate; 0 = the Cornac model's default (its optimiser differs per model)
     features: str = "auto"  # item feature spec (genrec_bench.items.features) for TIGER, RPG and DiffGRM
+    # PCA-whiten the feature vectors to this many directions before Cornac reads them (0 = as they
+    # are). Cornac's RPG whitens only when its pca_dim is below the feature width, genrec-bench's
+    # `rpg` at any width (model.whiten): the same number gives both the same input to quantise.
+    whiten: int = 0
     # DiffGRM only: "" lets Cornac tokenise the feature vectors; rkmeans, rqvae or letter passes our
     # semantic-ID table (built from `features`) as item_sids, so both tokenisations can be compared.
     semantic_ids: str = ""
@@ -60,6 +65,7 @@ class CornacConfig:
         check_key(self.epochs >= 0, "model.epochs", "an integer >= 0 (0 = [train].epochs)", self.epochs)
         check_key(self.batch_size >= 0, "model.batch_size", "an integer >= 0 (0 = [train].batch_size)",
                   self.batch_size)
+        check_key(self.whiten >= 0, "model.whiten", "an integer >= 0 (0 = off)", self.whiten)
         check_key(self.lr >= 0, "model.lr", "a number >= 0 (0 = the Cornac default)", self.lr)
         check_key(self.semantic_ids in ("", *METHODS), "model.semantic_ids",
                   f"'' or one of {', '.join(METHODS)}", self.semantic_ids)
@@ -139,7 +145,10 @@ class CornacBackend:
                               seed=seed)
         if self.cornac_model in FEATURE_MODELS and not self.cfg.semantic_ids:
             modality = importlib.import_module("cornac.data").FeatureModality
-            train.add_modalities(item_feature=modality(features=item_features(data, self.cfg.features, seed)))
+            feats = item_features(data, self.cfg.features, seed)
+            if self.cfg.whiten:
+                feats = whitened(feats, self.cfg.whiten)
+            train.add_modalities(item_feature=modality(features=feats))
         return train
 
     def recommend(self, histories: torch.Tensor, k: int) -> Ranked:
