@@ -242,6 +242,7 @@ def genrec_ranks(model: Any, data: SplitData, rb_of_item: np.ndarray, batch_size
 
 
 def rounded(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metric names in lower case (RecBole writes `NDCG@10`), values to 6 places, for the result JSON."""
     return {str(k).lower(): round(float(v), 6) for k, v in metrics.items()}
 
 
@@ -378,8 +379,8 @@ def main() -> None:
         "epochs": len(history), "best_epoch": best_epoch, "best_valid_ndcg@10": round(float(best_valid), 6),
         "best_valid": rounded(best_valid_result or {}),
         "recbole_test": recbole_test,
-        "genrec_test": {k: round(v, 6) for k, v in genrec_test.items()},
-        "genrec_test_history_masked": {k: round(v, 6) for k, v in genrec_masked.items()},
+        "genrec_test": rounded(genrec_test),
+        "genrec_test_history_masked": rounded(genrec_masked),
         "genrec_eval_seconds": round(eval_seconds, 3),
     }
     result = summary | {
