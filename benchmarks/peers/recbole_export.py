@@ -82,12 +82,9 @@ def check_export(path: Path, data: SplitData) -> None:
         raise SystemExit(f"{path}: the written interactions differ from genrec-bench's split; not exported")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: Path) -> str:
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def export(data: SplitData, out_dir: Path, name: str, dataset: str, data_dir: str | None) -> dict[str, Any]:
@@ -105,7 +102,7 @@ def export(data: SplitData, out_dir: Path, name: str, dataset: str, data_dir: st
         "data_config": asdict(data.config),
         "tokens": "user_id / item_id tokens are genrec-bench's user / item indices (SplitData.user_ids / "
                   "item_ids give the raw ids); timestamp = position in the user's sequence",
-        "inter_sha256": file_sha256(inter),
+        "inter_sha256": sha256_of(inter),
     }
     (folder / f"{name}.split.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
