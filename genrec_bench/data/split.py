@@ -113,13 +113,12 @@ def fingerprint(inter: Interactions, cfg: DataConfig) -> str:
 
     Frames built in memory (no file behind them) hash their rows instead.
     """
-    digest = hashlib.sha256()
     if Path(inter.source).is_file():
         with Path(inter.source).open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+            digest = hashlib.file_digest(fh, "sha256")
     else:
-        digest.update(inter.frame.select("user_id", "item_id", "timestamp").hash_rows(seed=0).to_numpy().tobytes())
+        rows = inter.frame.select("user_id", "item_id", "timestamp").hash_rows(seed=0)
+        digest = hashlib.sha256(rows.to_numpy().tobytes())
     split_keys = {k: v for k, v in asdict(cfg).items() if k in ("kcore", "min_interactions")}
     if cfg.exclude_seen:  # another ranking protocol: its numbers must never share a table with the default's
         split_keys["exclude_seen"] = True
